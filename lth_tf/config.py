@@ -19,7 +19,11 @@ MODELS = ("cnn", "lstm")
 # Branches of every pruned level. `ticket` trains the IMP trajectory itself; the rest are controls that
 # reuse its mask (or its sparsity) and never feed back into it, except `study_random`, which is a
 # trajectory of its own, re-initialised every round, as the study's "random" mode did.
-BRANCHES = ("ticket", "reinit", "random_mask", "finetune", "study_random")
+BRANCHES = ("ticket", "reinit", "random_mask", "study_random")
+
+
+# Settings that only say how much of an experiment to run: they do not name the run directory.
+EXTENDING_SETTINGS = ("data.cache_dir", "experiment.replicates", "experiment.branches", "prune.levels")
 
 
 def param(default: Any, help: str, choices: tuple | None = None) -> Any:  # noqa: A002 (absl's name)
@@ -94,7 +98,11 @@ class ExperimentConfig:
     branches: str = param("ticket,reinit", "Comma-separated branches: " + ", ".join(BRANCHES) + ".")
     late_rewind: bool = param(False, "Rewind survivors to the weights at --rewind_step of level 0's training "
                                      "(Frankle et al. 2019) instead of the initial weights.")
-    rewind_step: str = param("1ep", "Rewind point for --late_rewind: '<n>it' (iterations) or '<n>ep' (epochs).")
+    rewind_step: str = param("1ep", "Rewind point for --late_rewind: '<n>it' (iterations), '<n>ep' (epochs) "
+                                    "or '<n>ep<m>it'.")
+    finetune: bool = param(False, "Instead of rewinding, restart every level from the weights at the END of "
+                                  "dense training with a fresh Adam (prune and fine-tune): what the study's "
+                                  "'late rewinding' table actually did. Not late rewinding.")
     replicates: int = param(1, "Independent seeds of the whole experiment.")
     seed: int = param(0, "Seed of replicate 0; replicate r uses seed + r.")
 
@@ -124,9 +132,8 @@ class RunConfig:
 
     def run_hash(self) -> str:
         """Names the run directory. Settings that do not change results (where the cache lives, how many
-        replicates are asked for) are left out, so more replicates extend the same run."""
-        keys = {k: v for k, v in self.non_default().items()
-                if k not in ("data.cache_dir", "experiment.replicates", "experiment.branches")}
+        replicates, levels or branches are asked for) are left out, so asking for more extends the run."""
+        keys = {k: v for k, v in self.non_default().items() if k not in EXTENDING_SETTINGS}
         blob = json.dumps(keys, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:10]
 

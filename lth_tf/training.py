@@ -1,0 +1,187 @@
+"""Masked training: pruned weights stay exactly 0.0 through every optimizer step.
+
+`MaskedModel` holds one mask variable per prunable weight. After every optimizer update the train step
+multiplies each prunable weight by its mask inside the same `tf.function` (what a Keras constraint
+does, but for every tensor kind, biases, embedding and recurrent kernels included), so no step ever
+leaves the device and Adam's momentum cannot revive a dead weight.
+
+`train` runs one level: a fresh Adam, E epochs, early stopping on validation loss with patience (the
+counter resets on improvement) restoring the best epoch, and snapshots of the weights at requested
+steps (for late rewinding). Accuracy counts every sample, never a mean of batch means.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from lth_tf import registry
+from lth_tf.config import TrainConfig
+from lth_tf.keras import keras, tf
+from lth_tf.masks import Masks, validate_masks
+from lth_tf.models import EMBEDDING_LAYER, PAD_ID, loss_fn, predictions
+
+Snapshot = dict[str, np.ndarray]
+BATCH_SIGNATURE = (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32))
+
+
+class MaskedModel:
+    """A Keras model, its prunable weights by stable name, and the masks that hold pruned weights at 0."""
+
+    def __init__(self, model: keras.Model, num_classes: int, selection: registry.Selection = registry.Selection()):
+        self.model, self.num_classes = model, num_classes
+        self.prunable = registry.prunable_weights(model, selection)
+        self.weights = registry.all_weights(model)
+        self._mask_vars = {name: tf.Variable(tf.ones(v.shape, v.dtype), trainable=False, name=f"mask_{i}")
+                           for i, (name, v) in enumerate(self.prunable.items())}
+        self._pairs = [(self.prunable[n], self._mask_vars[n]) for n in self.prunable]
+        # The padding row stays zero, like PyTorch's `padding_idx` in the study (not counted as pruned).
+        self._embedding = self.weights.get(f"{EMBEDDING_LAYER}/embeddings")
+        self._loss = loss_fn(num_classes)
+        self._eval_step = tf.function(self._eval_batch, input_signature=BATCH_SIGNATURE, reduce_retracing=True)
+
+    @property
+    def shapes(self) -> dict[str, tuple]:
+        return {name: tuple(v.shape) for name, v in self.prunable.items()}
+
+    def masks(self) -> Masks:
+        return {name: m.numpy().astype(bool) for name, m in self._mask_vars.items()}
+
+    def set_masks(self, masks: Masks) -> None:
+        validate_masks(masks, self.shapes)
+        for name, m in self._mask_vars.items():
+            m.assign(np.asarray(masks[name], dtype=m.dtype.as_numpy_dtype))
+        self.apply_masks()
+
+    def apply_masks(self) -> None:
+        for var, mask in self._pairs:
+            var.assign(var * mask)
+        if self._embedding is not None:
+            self._embedding.scatter_update(
+                tf.IndexedSlices(tf.zeros([1, self._embedding.shape[1]], self._embedding.dtype), [PAD_ID]))
+
+    def snapshot(self) -> Snapshot:
+        """All weights by stable name (not the masks)."""
+        return {name: v.numpy().copy() for name, v in self.weights.items()}
+
+    def prunable_values(self) -> Snapshot:
+        return {name: v.numpy() for name, v in self.prunable.items()}
+
+    def restore(self, snapshot: Snapshot, names: Iterable[str] | None = None) -> None:
+        """Load weights by name (all, or `names`), then re-apply the masks: the masks are never touched."""
+        for name in (names if names is not None else self.weights):
+            self.weights[name].assign(snapshot[name])
+        self.apply_masks()
+
+    def _eval_batch(self, ids, labels):
+        logits = self.model(ids, training=False)
+        loss = self._batch_loss(labels, logits)
+        correct = tf.reduce_sum(tf.cast(tf.equal(predictions(logits, self.num_classes), labels), tf.float32))
+        return tf.reduce_sum(loss), correct
+
+    def _batch_loss(self, labels, logits):
+        if self.num_classes == 2:
+            return self._loss(tf.cast(labels[:, None], logits.dtype), logits)
+        return self._loss(labels, logits)
+
+    def evaluate(self, batches: Iterable) -> dict:
+        """Loss and accuracy over every sample of `batches`."""
+        loss_sum, correct, n = 0.0, 0.0, 0
+        for ids, labels in batches:
+            batch_loss, batch_correct = self._eval_step(ids, labels)
+            loss_sum += float(batch_loss)
+            correct += float(batch_correct)
+            n += int(labels.shape[0])
+        if n == 0:
+            raise ValueError("evaluate() got no samples")
+        return {"loss": loss_sum / n, "accuracy": correct / n, "n": n}
+
+    def make_train_step(self, optimizer: keras.optimizers.Optimizer, totals: tf.Variable):
+        """A compiled step: forward, backward, Adam update, re-mask; accumulates (loss, correct, n)."""
+        variables = self.model.trainable_variables
+
+        def step(ids, labels):
+            with tf.GradientTape() as tape:
+                logits = self.model(ids, training=True)
+                per_sample = self._batch_loss(labels, logits)
+                loss = tf.reduce_mean(per_sample)
+            grads = tape.gradient(loss, variables)
+            optimizer.apply_gradients(zip(grads, variables))
+            self.apply_masks()
+            correct = tf.reduce_sum(tf.cast(tf.equal(predictions(logits, self.num_classes), labels), tf.float32))
+            totals.assign_add(tf.stack([tf.reduce_sum(per_sample), correct,
+                                        tf.cast(tf.shape(labels)[0], tf.float32)]))
+
+        return tf.function(step, input_signature=BATCH_SIGNATURE, reduce_retracing=True)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    history: list[dict]
+    best_epoch: int
+    epochs_trained: int
+    steps: int
+    seconds: float
+    snapshots: dict[int, Snapshot]
+
+    @property
+    def best(self) -> dict:
+        return self.history[self.best_epoch - 1]
+
+
+def train(mm: MaskedModel, train_batches: Callable[[int], Iterable], valid_batches: Callable[[], Iterable],
+          cfg: TrainConfig, seed: int, snapshot_steps: Sequence[int] = (), log: Callable[[str], None] = print,
+          progress: bool = True) -> TrainResult:
+    """Train one level from the model's current weights and masks.
+
+    `train_batches(epoch)` gives epoch `epoch`'s batches (its order a function of the epoch), and
+    `valid_batches()` the validation batches. `snapshot_steps`: optimizer steps after which the weights
+    are recorded (step 0 = before training).
+    """
+    keras.utils.set_random_seed(seed)  # dropout: the same seed gives the same run, whatever ran before
+    optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+    totals = tf.Variable(tf.zeros([3]), trainable=False)
+    step_fn = mm.make_train_step(optimizer, totals)
+    wanted = set(int(s) for s in snapshot_steps)
+    snapshots = {0: mm.snapshot()} if 0 in wanted else {}
+    history, best_loss, best_epoch, best_weights, waited, step = [], np.inf, 0, None, 0, 0
+    start = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        epoch_start = time.perf_counter()
+        totals.assign(tf.zeros([3]))
+        bar = keras.utils.Progbar(None, stateful_metrics=["loss", "acc"], verbose=1 if progress else 0,
+                                  unit_name="batch")
+        for ids, labels in train_batches(epoch):
+            step_fn(ids, labels)
+            step += 1
+            if step in wanted:
+                snapshots[step] = mm.snapshot()
+            if progress and step % 25 == 0:
+                t = totals.numpy()
+                bar.update(step, [("loss", t[0] / t[2]), ("acc", t[1] / t[2])])
+        t = totals.numpy()
+        valid = mm.evaluate(valid_batches())
+        record = {"epoch": epoch, "train_loss": float(t[0] / t[2]), "train_accuracy": float(t[1] / t[2]),
+                  "valid_loss": valid["loss"], "valid_accuracy": valid["accuracy"], "steps": step,
+                  "seconds": time.perf_counter() - epoch_start}
+        history.append(record)
+        if progress:
+            print()
+        log(f"  epoch {epoch:2d}: train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f} | "
+            f"valid loss {valid['loss']:.4f} acc {valid['accuracy']:.4f} | {record['seconds']:.1f}s")
+        if valid["loss"] < best_loss:
+            best_loss, best_epoch, waited = valid["loss"], epoch, 0
+            if cfg.patience > 0:
+                best_weights = mm.snapshot()
+        else:
+            waited += 1
+            if cfg.patience > 0 and waited >= cfg.patience:
+                break
+    if cfg.patience > 0 and best_weights is not None:
+        mm.restore(best_weights)
+    else:
+        best_epoch = len(history)  # no early stopping: the last epoch is the result
+    return TrainResult(history=history, best_epoch=best_epoch, epochs_trained=len(history), steps=step,
+                       seconds=time.perf_counter() - start, snapshots=snapshots)
