@@ -162,6 +162,7 @@ class Experiment:
             next_masks = prune(task_masks, mm.prunable_values(), self.cfg.prune.prune_fraction,
                                self.cfg.prune.strategy)
             masks_lib.save_masks(self.path(Task(r, task.level + 1, task.branch), "mask.npz"), next_masks)
+        io.write_npz(self.path(task, "weights.npz"), mm.snapshot())  # trained weights, for export
         test = mm.evaluate(self.batches(self.data.test))
         report = masks_lib.sparsity_report(task_masks)
         best = result.best

@@ -82,6 +82,10 @@ def execute(cfg: RunConfig, output_dir: str, log=print, progress: bool = True) -
     if cfg.data.glove_path:
         matrix, coverage = load_glove(cfg.data.glove_path, data.vocab, log=log)
         log(f"GloVe: {json.dumps({k: v for k, v in coverage.items() if not isinstance(v, (list, dict))})}")
+    io.write_text(os.path.join(run_dir, "vocab.txt"), "\n".join(data.vocab) + "\n")
+    io.write_json(os.path.join(run_dir, "data.json"), {"class_names": data.class_names,
+                                                        "num_classes": data.num_classes,
+                                                        "vocab_size": len(data.vocab), "stats": data.stats})
     experiment = Experiment(cfg, run_dir, data, matrix, log=log, progress=progress)
     if cfg.experiment.late_rewind:  # a rewind point past the longest possible level 0 fails now, not later
         step = experiment.rewind_step()
