@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     "numpy>=1.26,<3",
     "matplotlib>=3.8,<4",
     "absl-py>=1.4,<3",
+    "tensorboard==2.21.0",  # TensorFlow 2.21 no longer installs it; tf.summary needs it
     "dm-tree>=0.1.8",
 ]
 

@@ -48,10 +48,23 @@ def run_dir_for(cfg: RunConfig, output_dir: str) -> str:
     return os.path.join(output_dir, f"{cfg.model.model}_{cfg.data.dataset}_{cfg.run_hash()}")
 
 
+def log_line(message: str) -> None:
+    print(message, flush=True)
+
+
+def _remove_stale_temporaries(run_dir: str) -> None:
+    """Temporary files a killed run left behind (never complete results: those are renamed into place)."""
+    for folder, _, files in os.walk(run_dir):
+        for name in files:
+            if name.startswith(".tmp-"):
+                os.remove(os.path.join(folder, name))
+
+
 def prepare_run_dir(cfg: RunConfig, output_dir: str) -> str:
     run_dir = run_dir_for(cfg, output_dir)
     try:
         os.makedirs(run_dir, exist_ok=True)
+        _remove_stale_temporaries(run_dir)
         probe = os.path.join(run_dir, ".write-test")
         with open(probe, "w") as f:
             f.write("ok")
@@ -69,7 +82,7 @@ def _duration(seconds: float) -> str:
     return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def execute(cfg: RunConfig, output_dir: str, log=print, progress: bool = True) -> str:
+def execute(cfg: RunConfig, output_dir: str, log=log_line, progress: bool = True) -> str:
     """Run (or resume) the experiment; returns the run directory."""
     from lth_tf import report  # matplotlib only when a run reports
     from lth_tf.data import load_glove, prepare_data

@@ -1,0 +1,379 @@
+"""prepare_data: raw texts -> split -> tokenise -> vocabulary (training split only) -> encode, cached on disk.
+
+The cache holds the tokenised splits (token ids into a list of every distinct token, first-appearance
+order), not the vocabulary: the vocabulary is re-derived from it in well under a second, so the CNN
+(50,000 words) and the LSTM (25,000) share one tokenisation and every pruning level skips it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lth_tf.config import DataConfig
+from lth_tf.data import sources
+from lth_tf.data.tokenizer import TOKENIZER_VERSION
+from lth_tf.errors import UserError
+
+CACHE_VERSION = 1  # bump when the cache layout or the splitting changes
+PAD, UNK = "<pad>", "<unk>"
+TEST_FRACTION = 0.2  # pooled IMDb (40,000/10,000) and the samples (80/20)
+_BLANK_RE = re.compile(r"(?:[\s\x00-\x08\x0e-\x1b\x7f]|<[Bb][Rr] */?>)*")
+
+
+@dataclass
+class EncodedSplit:
+    """One split, tokenised to ids: text i is token_ids[offsets[i]:offsets[i+1]]."""
+    token_ids: np.ndarray  # int32
+    offsets: np.ndarray  # int64, len n+1, offsets[0] == 0
+    labels: np.ndarray  # int32
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def take(self, indices) -> "EncodedSplit":
+        """The examples at `indices` (ints or a boolean mask), in that order."""
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        idx = idx.astype(np.int64).reshape(-1)
+        ids, offsets = gather_ragged(self.token_ids, self.offsets, idx)
+        return EncodedSplit(ids, offsets, self.labels[idx])
+
+    def texts(self, vocab: list[str]) -> list[str]:
+        """The token strings of every text joined by spaces (for inspection and tests)."""
+        words = np.asarray(vocab, dtype=object)
+        return [" ".join(words[self.token_ids[a:b]]) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+
+
+@dataclass
+class PreparedData:
+    vocab: list[str]  # 0 '<pad>', 1 '<unk>', then the most frequent training tokens
+    class_names: list[str]
+    train: EncodedSplit
+    valid: EncodedSplit
+    test: EncodedSplit
+    stats: dict = field(default_factory=dict)
+    # Occurrences in the training split of each vocabulary entry (<pad>: 0, <unk>: all out-of-vocabulary ones).
+    vocab_counts: np.ndarray | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def gather_ragged(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows idx of a ragged array given as (values, offsets), without a Python loop."""
+    lens = (offsets[idx + 1] - offsets[idx]) if len(idx) else np.zeros(0, np.int64)
+    new_offsets = np.zeros(len(idx) + 1, np.int64)
+    np.cumsum(lens, out=new_offsets[1:])
+    total = int(new_offsets[-1])
+    src = np.repeat(offsets[idx] - new_offsets[:-1], lens) + np.arange(total, dtype=np.int64)
+    return values[src], new_offsets
+
+
+# ------------------------------------------------------------------------------------------ splitting ---
+def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator,
+                     num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out): round(n * fraction) examples held out, each class contributing its share (largest
+    remainders, ties to the lower class), chosen at random within the class; both sides shuffled."""
+    n = len(labels)
+    n_held = int(np.floor(n * fraction + 0.5))
+    counts = np.bincount(labels, minlength=num_classes)
+    quota = counts * fraction
+    take = np.floor(quota).astype(np.int64)
+    order = sorted(range(num_classes), key=lambda c: (-(quota[c] - take[c]), c))
+    for c in order[: n_held - int(take.sum())]:
+        take[c] += 1
+    held, kept = [], []
+    for c in range(num_classes):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        held.append(members[: take[c]])
+        kept.append(members[take[c]:])
+    return rng.permutation(np.concatenate(kept)), rng.permutation(np.concatenate(held))
+
+
+# ------------------------------------------------------------------------------------------ tokenising ---
+def tokenize_corpus(texts: list[str], index: dict, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Tokenise with the TensorFlow rules (`tokenize_tf`, the ones exported models run), and map every token
+    to an id in `index` (token bytes -> id, grown in first-appearance order). Returns (ids, offsets)."""
+    from lth_tf.data.tokenizer import tokenize_tf
+    from lth_tf.keras import tf
+
+    ids, lengths = [], []
+    for start in range(0, len(texts), chunk):
+        ragged = tokenize_tf(tf.constant(texts[start:start + chunk], tf.string))
+        uniq, pos = tf.unique(ragged.flat_values)
+        new = np.fromiter((index.setdefault(b, len(index)) for b in uniq.numpy()), np.int32)
+        ids.append(new[pos.numpy()])
+        lengths.append(ragged.row_lengths().numpy())
+    offsets = np.zeros(len(texts) + 1, np.int64)
+    if texts:
+        np.cumsum(np.concatenate(lengths), out=offsets[1:])
+    return (np.concatenate(ids) if ids else np.zeros(0, np.int32)), offsets
+
+
+def length_stats(lengths: np.ndarray) -> dict:
+    if len(lengths) == 0:
+        return {"n": 0}
+    q = np.percentile(lengths, [50, 90, 99])
+    return {"n": int(len(lengths)), "mean": round(float(lengths.mean()), 1), "median": round(float(q[0]), 1),
+            "p90": round(float(q[1]), 1), "p99": round(float(q[2]), 1), "min": int(lengths.min()), "max": int(lengths.max()),
+            "tokens": int(lengths.sum())}
+
+
+# ----------------------------------------------------------------------------------------------- cache ---
+def default_cache_dir() -> str:
+    return os.path.join(os.path.expanduser("~"), ".cache", "lth_tf")
+
+
+def cache_key(cfg: DataConfig, identity: dict) -> tuple[str, dict]:
+    """Hash of everything the cached corpus depends on. The vocabulary size is not in it: the vocabulary is
+    built from the cached corpus on every load."""
+    parts = {"cache_version": CACHE_VERSION, "tokenizer": TOKENIZER_VERSION, "dataset": cfg.dataset,
+             "source": identity, "valid_fraction": float(cfg.valid_fraction), "split_seed": int(cfg.split_seed),
+             "test_fraction": TEST_FRACTION}
+    if cfg.dataset == "imdb":
+        parts["split"] = cfg.split
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:20], parts
+
+
+def atomic_write(path: str, write) -> None:
+    """write(file_object) into a temporary file beside `path`, then rename it over `path`: a killed process
+    leaves either the old file or the new one, never half of one."""
+    tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+
+
+@dataclass
+class Corpus:
+    """What the cache stores: the splits as ids into `tokens` (every distinct token)."""
+    tokens: list[str]
+    ids: np.ndarray
+    offsets: np.ndarray
+    labels: np.ndarray
+    sizes: tuple[int, int, int]  # train, valid, test, stored in that order
+    class_names: list[str]
+    meta: dict
+
+    def split(self, i: int) -> EncodedSplit:
+        start = sum(self.sizes[:i])
+        a, b = self.offsets[start], self.offsets[start + self.sizes[i]]
+        offs = self.offsets[start:start + self.sizes[i] + 1] - a
+        return EncodedSplit(self.ids[a:b], offs, self.labels[start:start + self.sizes[i]])
+
+
+def save_corpus(path: str, corpus: Corpus) -> None:
+    meta = dict(corpus.meta, class_names=corpus.class_names, sizes=list(corpus.sizes))
+    blob = "\n".join(corpus.tokens).encode("utf-8")
+    arrays = {"ids": corpus.ids, "offsets": corpus.offsets, "labels": corpus.labels,
+              "tokens": np.frombuffer(blob, np.uint8), "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+    atomic_write(path + ".npz", lambda f: np.savez(f, **arrays))
+    atomic_write(path + ".json", lambda f: f.write(json.dumps(meta, indent=1, sort_keys=True).encode()))
+
+
+def load_corpus(path: str, key: str) -> Corpus | None:
+    """The cached corpus, or None when absent, unreadable or made for another key."""
+    try:
+        with np.load(path + ".npz", allow_pickle=False) as z:
+            meta = json.loads(z["meta"].tobytes().decode())
+            if meta.get("key") != key:
+                return None
+            tokens = z["tokens"].tobytes().decode("utf-8").split("\n") if z["tokens"].size else []
+            return Corpus(tokens, z["ids"], z["offsets"], z["labels"], tuple(meta["sizes"]),
+                          meta["class_names"], meta)
+    except FileNotFoundError:
+        return None
+    except Exception:  # truncated or foreign file: rebuild it
+        return None
+
+
+# ---------------------------------------------------------------------------------------------- build ---
+def _validate(cfg: DataConfig) -> None:
+    if cfg.dataset not in sources.TFDS_NAMES and cfg.dataset not in sources.Sample.CLASSES:
+        choices = ", ".join(list(sources.TFDS_NAMES) + list(sources.Sample.CLASSES))
+        raise UserError(f"--dataset={cfg.dataset}: unknown dataset; choose from {choices}")
+    if cfg.split not in ("study", "official"):
+        raise UserError(f"--split={cfg.split}: choose study or official")
+    if not 0.0 <= cfg.valid_fraction < 1.0:
+        raise UserError(f"--valid_fraction={cfg.valid_fraction}: must be at least 0 and below 1")
+
+
+def build_corpus(cfg: DataConfig, source: sources.Source, log=print) -> Corpus:
+    timings = {}
+    t = time.perf_counter()
+    raw = source.read(log)
+    timings["read_s"] = round(time.perf_counter() - t, 2)
+    num_classes = len(raw.class_names)
+
+    if "all" in raw.parts and cfg.dataset == "imdb" and cfg.split == "official":
+        raise UserError(f"--split=official: {source.describe()} has no official train/test split; use "
+                        f"--split=study or the aclImdb folder/archive")
+    if cfg.dataset == "imdb" and cfg.split == "study" and "all" not in raw.parts:
+        tr, te = raw.parts.pop("train"), raw.parts.pop("test")
+        raw.parts["all"] = (tr[0] + te[0], np.concatenate([tr[1], te[1]]))
+
+    t = time.perf_counter()
+    index: dict = {}
+    encoded = {}
+    for part, (texts, labels) in raw.parts.items():
+        keep = [i for i, text in enumerate(texts) if not _BLANK_RE.fullmatch(text)]
+        if len(keep) < len(texts):
+            for i in sorted(set(range(len(texts))) - set(keep)):
+                raw.skip(f"{source.describe()} [{part} #{i}]", "empty text (only spaces or <br />)")
+            texts, labels = [texts[i] for i in keep], labels[keep]
+        ids, offsets = tokenize_corpus(texts, index)
+        encoded[part] = EncodedSplit(ids, offsets, labels)
+        if np.any(np.diff(offsets) == 0):  # cannot happen after the blank check; keep the promise anyway
+            raise UserError(f"{source.describe()}: a {part} text gave no tokens")
+    timings["tokenize_s"] = round(time.perf_counter() - t, 2)
+
+    for part, split in encoded.items():
+        if len(split) == 0:
+            raise UserError(f"{source.describe()}: the {part} split is empty")
+        present = np.bincount(split.labels, minlength=num_classes)
+        if (present == 0).any():
+            missing = [raw.class_names[c] for c in np.flatnonzero(present == 0)]
+            raise UserError(f"{source.describe()}: no {part} examples of class {', '.join(missing)}")
+
+    rng_test = np.random.default_rng([cfg.split_seed, 1])
+    rng_valid = np.random.default_rng([cfg.split_seed, 2])
+    if "all" in encoded:
+        pooled = encoded["all"]
+        train_idx, test_idx = stratified_split(pooled.labels, TEST_FRACTION, rng_test, num_classes)
+        train_all, test = pooled.take(train_idx), pooled.take(test_idx)
+    else:
+        train_all, test = encoded["train"], encoded["test"]
+    train_idx, valid_idx = stratified_split(train_all.labels, cfg.valid_fraction, rng_valid, num_classes)
+    train, valid = train_all.take(train_idx), train_all.take(valid_idx)
+
+    splits = (train, valid, test)
+    ids = np.concatenate([s.token_ids for s in splits]).astype(np.int32)
+    offsets = np.concatenate([[0]] + [s.offsets[1:] + sum(len(x.token_ids) for x in splits[:i])
+                                      for i, s in enumerate(splits)]).astype(np.int64)
+    labels = np.concatenate([s.labels for s in splits]).astype(np.int32)
+    tokens = [b.decode("utf-8") for b in index]
+    meta = {"source": source.describe(), "source_kind": source.kind, "timings": timings,
+            "skipped": dict(raw.skipped), "skipped_examples": list(raw.skipped_examples),
+            "raw_counts": {p: len(s) for p, s in encoded.items()}}
+    return Corpus(tokens, ids, offsets, labels, tuple(len(s) for s in splits), list(raw.class_names), meta)
+
+
+def build_vocab(tokens: list[str], train_ids: np.ndarray, vocab_size: int) -> tuple[list[str], np.ndarray,
+                                                                                     np.ndarray]:
+    """The vocab_size most frequent training tokens (ties: by token string), after <pad> and <unk>.
+    Returns (vocab, mapping from corpus token id to vocab id, training counts per vocab entry)."""
+    counts = np.bincount(train_ids, minlength=len(tokens)).astype(np.int64)
+    seen = np.flatnonzero(counts)
+    ranked = sorted(seen.tolist(), key=lambda i: (-counts[i], tokens[i]))
+    if vocab_size > 0:
+        ranked = ranked[:vocab_size]
+    chosen = np.asarray(ranked, np.int64)
+    mapping = np.ones(len(tokens), np.int32)  # <unk>
+    mapping[chosen] = np.arange(2, len(chosen) + 2, dtype=np.int32)
+    vocab_counts = np.concatenate([[0, counts.sum() - counts[chosen].sum()], counts[chosen]]).astype(np.int64)
+    return [PAD, UNK] + [tokens[i] for i in ranked], mapping, vocab_counts
+
+
+def prepare_data(cfg: DataConfig, vocab_size: int, log=print) -> PreparedData:
+    """Load, split, tokenise and encode the dataset of `cfg` (see docs/data.md). The tokenised splits are
+    cached in cfg.cache_dir (default ~/.cache/lth_tf) so later calls skip reading and tokenising."""
+    started = time.perf_counter()
+    _validate(cfg)
+    if vocab_size < 0:
+        raise UserError(f"--vocab_size={vocab_size}: must be positive (0 = every training token)")
+    source = sources.resolve_source(cfg.dataset, cfg.data_dir)
+    key, key_parts = cache_key(cfg, source.identity())
+    cache_root = os.path.join(os.path.expanduser(cfg.cache_dir) if cfg.cache_dir else default_cache_dir(), "data")
+    path = os.path.join(cache_root, f"{cfg.dataset}-{key}")
+
+    t = time.perf_counter()
+    corpus = load_corpus(path, key)
+    hit = corpus is not None
+    if hit:
+        load_s = time.perf_counter() - t
+        log(f"data: {cfg.dataset} from cache {path}.npz ({load_s:.1f}s)")
+    else:
+        log(f"data: reading {cfg.dataset} from {source.describe()} ...")
+        corpus = build_corpus(cfg, source, log)
+        corpus.meta.update(key=key, key_parts=key_parts)
+        load_s = None
+        try:
+            os.makedirs(cache_root, exist_ok=True)
+            t = time.perf_counter()
+            save_corpus(path, corpus)
+            corpus.meta["timings"]["cache_write_s"] = round(time.perf_counter() - t, 2)
+        except OSError as e:
+            log(f"data: warning: cannot write the cache in {cache_root} ({e.strerror}); continuing without it")
+
+    t = time.perf_counter()
+    train_c, valid_c, test_c = (corpus.split(i) for i in range(3))
+    vocab, mapping, vocab_counts = build_vocab(corpus.tokens, train_c.token_ids, vocab_size)
+    train, valid, test = (EncodedSplit(mapping[s.token_ids], s.offsets, s.labels) for s in (train_c, valid_c, test_c))
+    vocab_s = time.perf_counter() - t
+
+    train_types = int(np.count_nonzero(np.bincount(train_c.token_ids, minlength=len(corpus.tokens))))
+    stats = _stats(cfg, corpus, vocab, vocab_counts, (train, valid, test), hit, path, train_types)
+    stats["timings"] = dict(corpus.meta.get("timings", {}), vocab_encode_s=round(vocab_s, 2),
+                            total_s=round(time.perf_counter() - started, 2))
+    if hit:
+        stats["timings"]["cache_load_s"] = round(load_s, 2)
+    counts = stats["counts"]
+    log(f"data: {cfg.dataset}: train {counts['train']:,} / valid {counts['valid']:,} / test {counts['test']:,}; "
+        f"vocabulary <pad>, <unk> + {len(vocab) - 2:,} of {stats['vocab']['train_types']:,} training token types "
+        f"({100 * stats['vocab']['train_token_coverage']:.2f}% of training tokens)")
+    skipped = stats["skipped"]
+    if skipped["count"]:
+        log(f"data: skipped {skipped['count']} texts: "
+            + ", ".join(f"{r}: {n}" for r, n in skipped["reasons"].items())
+            + f" (first: {skipped['examples'][0]})")
+    return PreparedData(vocab, list(corpus.class_names), train, valid, test, stats, vocab_counts)
+
+
+def _stats(cfg, corpus: Corpus, vocab, vocab_counts, splits, hit: bool, path: str, train_types: int) -> dict:
+    names = ("train", "valid", "test")
+    return {
+        "dataset": cfg.dataset,
+        "source": corpus.meta.get("source"),
+        "source_kind": corpus.meta.get("source_kind"),
+        "split": cfg.split if cfg.dataset == "imdb" else "given" if cfg.dataset == "ag_news" else "80/20",
+        "split_seed": cfg.split_seed,
+        "valid_fraction": cfg.valid_fraction,
+        "tokenizer": TOKENIZER_VERSION,
+        "class_names": list(corpus.class_names),
+        "counts": {n: len(s) for n, s in zip(names, splits)},
+        "class_counts": {n: np.bincount(s.labels, minlength=len(corpus.class_names)).tolist()
+                         for n, s in zip(names, splits)},
+        "raw_counts": corpus.meta.get("raw_counts", {}),
+        "skipped": {"count": int(sum(corpus.meta.get("skipped", {}).values())),
+                    "reasons": corpus.meta.get("skipped", {}),
+                    "examples": corpus.meta.get("skipped_examples", [])},
+        "cache": {"hit": hit, "path": path + ".npz", "key": corpus.meta.get("key")},
+        "token_lengths": {n: length_stats(s.lengths()) for n, s in zip(names, splits)},
+        "vocab": {"size": len(vocab), "train_types": train_types,
+                  "train_tokens": int(vocab_counts.sum()),
+                  "train_token_coverage": float(1 - vocab_counts[1] / max(1, vocab_counts.sum())),
+                  "unk_rate": {n: float(np.mean(s.token_ids == 1)) if len(s.token_ids) else 0.0
+                               for n, s in zip(names, splits)}},
+    }

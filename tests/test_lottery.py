@@ -1,0 +1,144 @@
+"""End to end: the CLI on the embedded sample, every branch, replicates, resume after SIGKILL, bad flags."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from lth_tf.lottery import parse_step, plan, Task
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--dataset=imdb_sample", "--model=cnn", "--vocab_size=2000", "--embedding_dim=8", "--filters=4",
+        "--epochs=2", "--patience=1", "--progress=false"]
+
+
+def cli(args, cache_dir, check=True, **kwargs):
+    cmd = [sys.executable, "-m", "lth_tf.main", *TINY, f"--cache_dir={cache_dir}", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def run_dir_of(output_dir):
+    (name,) = [d for d in os.listdir(output_dir) if not d.startswith(".")]
+    return os.path.join(output_dir, name)
+
+
+def comparable(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_parse_step_and_plan():
+    assert parse_step("0it", 100) == 0 and parse_step("438it", 100) == 438
+    assert parse_step("1ep", 438) == 438 and parse_step("2ep5it", 10) == 25
+    with pytest.raises(Exception, match="rewind_step"):
+        parse_step("3 epochs", 10)
+    tasks = plan(2, ["ticket", "reinit"], 2)
+    assert tasks[0] == Task(0, 0, "ticket") and len(tasks) == 2 * (1 + 2 * 2)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    cli(["--levels=3", "--replicates=2", "--branches=ticket,reinit,random_mask,study_random",
+         f"--output_dir={out}"], cache_dir=out / "cache")
+    return run_dir_of(out)
+
+
+def test_end_to_end_outputs(full_run):
+    with open(os.path.join(full_run, "results.json")) as f:
+        results = json.load(f)
+    records = results["records"]
+    assert len(records) == 2 * (1 + 3 * 4)
+    for r in records:
+        for key in ("replicate", "branch", "level", "sparsity", "sparsity_by_tensor", "valid_loss",
+                    "valid_accuracy", "test_accuracy", "epochs_trained", "seconds"):
+            assert key in r
+    by = {(r["replicate"], r["branch"], r["level"]): r for r in records}
+    for level in range(4):
+        ticket = by[(0, "ticket", level)]
+        assert abs(ticket["sparsity_by_tensor"]["conv3/kernel"] - (1 - 0.8 ** level)) < 0.01
+        if level:
+            for branch in ("reinit", "random_mask", "study_random"):
+                assert by[(1, branch, level)]["sparsity"] == pytest.approx(by[(1, "ticket", level)]["sparsity"],
+                                                                           abs=0.01)
+    # same-mask control really uses the ticket's mask; the random mask does not
+    d = lambda rep, lvl, b: os.path.join(full_run, f"r{rep}", f"level_{lvl:02d}", b)
+    with np.load(os.path.join(d(0, 2, "ticket"), "mask.npz")) as ticket_mask, \
+            np.load(os.path.join(d(0, 2, "random_mask"), "mask.npz")) as random_mask:
+        assert not np.array_equal(ticket_mask["embedding/embeddings"], random_mask["embedding/embeddings"])
+    with np.load(os.path.join(d(0, 2, "ticket"), "weights.npz")) as w, \
+            np.load(os.path.join(d(0, 2, "ticket"), "mask.npz")) as m:
+        for name in m.files:
+            assert np.all(w[name][~m[name]] == 0)
+    # replicates differ
+    assert by[(0, "ticket", 0)]["valid_loss"] != by[(1, "ticket", 0)]["valid_loss"]
+    with open(os.path.join(full_run, "results.csv")) as f:
+        assert len(f.read().strip().splitlines()) == len(records) + 1
+    summary = open(os.path.join(full_run, "summary.md")).read()
+    assert "chosen by validation accuracy" in summary and "±" in summary and "study's own numbers" not in summary
+    for png in ("accuracy_vs_sparsity.png", "sparsity_per_tensor.png"):
+        assert os.path.getsize(os.path.join(full_run, png)) > 1000
+    assert os.listdir(os.path.join(full_run, "tensorboard", "r0", "reinit"))
+
+
+def test_rerun_skips_finished_levels(full_run, tmp_path):
+    out = os.path.dirname(full_run)
+    started = time.perf_counter()
+    proc = cli(["--levels=3", "--replicates=2", "--branches=ticket,reinit,random_mask,study_random",
+                f"--output_dir={out}"], cache_dir=os.path.join(out, "cache"))
+    assert "26 already done" in proc.stdout + proc.stderr
+    assert time.perf_counter() - started < 120
+
+
+def test_killed_run_resumes_to_identical_results(tmp_path):
+    args = ["--levels=2", "--branches=ticket,reinit", "--epochs=3", "--patience=0"]
+    cache = tmp_path / "cache"
+    cli(args + [f"--output_dir={tmp_path / 'clean'}"], cache_dir=cache)
+    clean = json.load(open(os.path.join(run_dir_of(tmp_path / "clean"), "results.json")))["records"]
+
+    killed_out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "lth_tf.main", *TINY, f"--cache_dir={cache}", *args, f"--output_dir={killed_out}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    # Kill while level 1 trains: level 0 done, level 1's ticket not yet.
+    while time.time() < deadline:
+        if os.path.isdir(killed_out) and os.listdir(killed_out):
+            run_dir = run_dir_of(killed_out)
+            if os.path.exists(os.path.join(run_dir, "r0", "level_00", "ticket", "metrics.json")):
+                break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_dir = run_dir_of(killed_out)
+    assert not os.path.exists(os.path.join(run_dir, "results.json"))
+    leftovers = [f for _, _, files in os.walk(run_dir) for f in files if f.startswith(".tmp-")]
+    cli(args + [f"--output_dir={killed_out}"], cache_dir=cache)
+    resumed = json.load(open(os.path.join(run_dir, "results.json")))["records"]
+    assert comparable(resumed) == comparable(clean)
+    # a SIGKILL can leave a temp file, never a half-written result file
+    assert all(f.startswith(".tmp-") for f in leftovers)
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--dataset=mnist", "--dataset"),
+    ("--model=resnet", "--model"),
+    ("--prune_fraction=1.5", "--prune_fraction"),
+    ("--levels=-1", "--levels"),
+    ("--branches=ticket,lucky", "--branches"),
+    ("--late_rewind --rewind_step=999ep", "--rewind_step"),
+    ("--output_dir=/proc/forbidden", "--output_dir"),
+])
+def test_bad_flags_fail_at_start_with_one_line(flag, message, tmp_path):
+    args = flag.split() + ([] if "output_dir" in flag else [f"--output_dir={tmp_path}"])
+    proc = cli(args, cache_dir=tmp_path / "cache", check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last
+    assert "Traceback" not in proc.stderr
