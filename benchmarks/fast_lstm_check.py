@@ -22,7 +22,7 @@ def padded_ids(rng, batch, timesteps, vocab, lengths=None):
     return ids
 
 
-def check(impls=("hoisted", "block", "scan"), hidden=32, timesteps=13, batch=16, vocab=500, seed=0, scale=1.0,
+def check(impls=("hoisted_fused", "hoisted", "block", "scan"), hidden=32, timesteps=13, batch=16, vocab=500, seed=0, scale=1.0,
           log=print) -> dict:
     cfg = ModelConfig(model="lstm", hidden=hidden, embedding_dim=20)
     base = build_lstm(cfg, vocab, 2, seed)
@@ -46,7 +46,8 @@ def check(impls=("hoisted", "block", "scan"), hidden=32, timesteps=13, batch=16,
     ref_seq, ref_logits, ref_grads = run(base)
     out = {}
     for impl in impls:
-        fast = with_fast_lstm(base, impl)
+        fuse = impl == "hoisted_fused"
+        fast = with_fast_lstm(base, "hoisted" if fuse else impl, fuse=fuse)
         assert list(registry.prunable_weights(fast)) == list(registry.prunable_weights(base))
         seq, logits, grads = run(fast)
         out[impl] = {

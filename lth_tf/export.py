@@ -27,6 +27,7 @@ See docs/export.md.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import json
@@ -232,14 +233,19 @@ def load_task(run: Run, replicate: int, level: int, branch: str) -> Task:
     return Task(replicate, level, branch, weights, masks, metrics, model)
 
 
-def without_masking(run: Run, weights: dict[str, np.ndarray]) -> keras.Model:
-    """A second copy of the network whose embedding emits no padding mask (mask_zero off). Fed only the
-    real tokens of one text it computes what the masked network does; without a mask, Keras' LSTM traces to
-    the function that the TFLite converter fuses into UNIDIRECTIONAL_SEQUENCE_LSTM (a masked one stays a
-    WHILE loop)."""
-    model = rebuild(run, weights)
-    model.get_layer(EMBEDDING_LAYER).mask_zero = False
-    return model
+@contextlib.contextmanager
+def padding_mask_off(model: keras.Model):
+    """Within the block the network's embedding emits no padding mask (mask_zero off; it is read when a
+    function is traced). Fed only the real tokens of one text, the network then computes what it does with
+    the mask, and Keras' LSTM traces to the function that the TFLite converter fuses into
+    UNIDIRECTIONAL_SEQUENCE_LSTM (a masked LSTM stays a WHILE loop)."""
+    embedding = model.get_layer(EMBEDDING_LAYER)
+    before = embedding.mask_zero
+    embedding.mask_zero = False
+    try:
+        yield model
+    finally:
+        embedding.mask_zero = before
 
 
 # ---------------------------------------------------------------------------------- SavedModel ---
@@ -434,15 +440,17 @@ def verification_examples(run: Run, data, max_examples: int, length: int, log: C
 
 
 def keras_probabilities(model: keras.Model, ex: Examples, num_classes: int, batch: int = 128) -> np.ndarray:
-    """The Keras model's probabilities for each text alone: its first `lengths[i]` ids, no padding. Texts
-    of one length go through together (the same numbers as one at a time)."""
+    """The Keras model's probabilities for each text alone: its first `lengths[i]` ids, no padding. A network
+    that masks padding (the LSTM) gives exactly that on the right-padded batch; otherwise (the CNN, whose
+    convolutions see padding) texts of one length go through together, the same numbers as one at a time."""
     out = np.zeros((len(ex.lengths), num_classes), np.float32)
     keep = np.maximum(ex.lengths, 1)
-    for n in np.unique(keep):
-        idx = np.flatnonzero(keep == n)
+    masked = bool(getattr(model.get_layer(EMBEDDING_LAYER), "mask_zero", False))
+    groups = [np.arange(len(keep))] if masked else [np.flatnonzero(keep == n) for n in np.unique(keep)]
+    for idx in groups:
         for start in range(0, len(idx), batch):
             chunk = idx[start:start + batch]
-            logits = model(tf.constant(ex.ids[chunk, :n]), training=False)
+            logits = model(tf.constant(ex.ids[chunk, :int(keep[chunk].max())]), training=False)
             out[chunk] = probabilities(logits, num_classes).numpy()
     return out
 
@@ -646,11 +654,12 @@ def _export_into(out: str, run: Run, ticket: Task, dense_task: Task | None, dens
         for role, task in models.items():
             reference = keras_probabilities(task.model, ex, run.num_classes)
             keras_acc = float(np.mean(reference.argmax(-1) == ex.labels)) if ex.labels is not None and len(ex.ids) else None
-            module = LiteModule(without_masking(run, task.weights), run.num_classes, length)
+            module = LiteModule(task.model, run.num_classes, length)
             for variant in ("float", "int8"):
                 key = f"{role}/{variant}"
                 t = time.perf_counter()
-                content = convert_tflite(module, int8=variant == "int8")
+                with padding_mask_off(task.model):
+                    content = convert_tflite(module, int8=variant == "int8")
                 path = os.path.join(out, f"{role}_{variant}.tflite")
                 with open(path, "wb") as f:
                     f.write(content)
@@ -705,7 +714,7 @@ def _export_into(out: str, run: Run, ticket: Task, dense_task: Task | None, dens
                        "length": length,
                        "output": f"probabilities: float32 [1, {run.num_classes}]",
                        "stateful": "call reset_all_variables() before every invoke (the fused LSTM keeps its "
-                                   "state in variable tensors; harmless for the CNN)"},
+                                   "state in variable tensors; harmless for the CNN)"} if tflite else None,
         },
         "tensorflow": tf.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -58,7 +58,7 @@ def _right_padded_lengths(mask, timesteps, batch):
 class FastLSTM(keras.layers.LSTM):
     """`keras.layers.LSTM` with a faster CPU computation; same weights, same outputs."""
 
-    def __init__(self, units, cpu_impl: str = "block", **kwargs):
+    def __init__(self, units, cpu_impl: str = "hoisted", **kwargs):
         if cpu_impl not in CPU_IMPLS:
             raise ValueError(f"cpu_impl={cpu_impl!r}: choose from {CPU_IMPLS}")
         super().__init__(units, **kwargs)
@@ -91,6 +91,38 @@ class FastLSTM(keras.layers.LSTM):
             last, outputs = _scan_lstm(inputs, mask, kernel, recurrent, bias, self.go_backwards,
                                        self.return_sequences, self.zero_output_for_mask)
         return outputs if self.return_sequences else last
+
+
+@keras.utils.register_keras_serializable(package="lth_tf")
+class FastBidirectional(keras.layers.Bidirectional):
+    """`keras.layers.Bidirectional` over two FastLSTM layers: on a CPU (cpu_impl "hoisted") both directions
+    run in one loop, their per-step matmuls batched; otherwise exactly Bidirectional. Same weights and
+    names (`forward_layer`, `backward_layer`), so the pruning registry treats it as any Bidirectional."""
+
+    def _fused(self, inputs, mask, initial_state, constants) -> bool:
+        fwd, bwd = self.forward_layer, self.backward_layer
+        return (isinstance(fwd, FastLSTM) and isinstance(bwd, FastLSTM) and self.merge_mode == "concat"
+                and initial_state is None and constants is None and not self.return_state
+                and not fwd.go_backwards and bwd.go_backwards
+                and fwd._impl() == "hoisted" and bwd._impl() == "hoisted"
+                and fwd._fast_path_applies(inputs, mask, None) and bwd._fast_path_applies(inputs, mask, None)
+                and fwd.return_sequences == bwd.return_sequences)
+
+    def call(self, inputs, training=None, mask=None, initial_state=None, constants=None):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if not self._fused(inputs, mask, initial_state, constants):
+            return super().call(inputs, training=training, mask=mask, initial_state=initial_state,
+                                constants=constants)
+        layers = [(layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias, layer.go_backwards)
+                  for layer in (self.forward_layer, self.backward_layer)]
+        hs, m = _hoisted(inputs, mask, layers)  # [T, 2, B, H], each direction in its processing order
+        if not self.return_sequences:
+            return tf.concat([hs[-1, 0], hs[-1, 1]], axis=-1)
+        if m is not None:  # Bidirectional sets zero_output_for_mask when returning sequences
+            hs = tf.where(m, hs, tf.zeros_like(hs))
+        out = tf.concat([hs[:, 0], tf.reverse(hs[:, 1], axis=[0])], axis=-1)  # both in input order
+        return tf.transpose(out, [1, 0, 2])
 
 
 def _icfo_order(units: int):
@@ -172,19 +204,21 @@ def _scan_lstm(inputs, mask, kernel, recurrent, bias, go_backwards, return_seque
 def _recurrence(xw, recurrent, mask):
     """The LSTM recurrence over precomputed input projections, with a hand-written gradient.
 
-    xw: [T, B, 4H] (x_t @ kernel + bias, time-major); recurrent: [H, 4H]; mask: [T, B, 1] float (1 = real
-    token) or None. Returns the state h after every step, [T, B, H], where a masked step keeps the previous
-    state (Keras' semantics). The gradient's loop does only the cell's backward and dz @ recurrent^T per
-    step; the recurrent kernel's gradient is one [H, T*B] x [T*B, 4H] matmul after the loop.
+    Any number D of independent LSTMs (directions) run in the same loop, their matmuls batched:
+    xw: [T, D, B, 4H] (x_t @ kernel + bias, time-major); recurrent: [D, H, 4H]; mask: [T, D, B, 1] bool
+    (True = real token). Returns the state h after every step, [T, D, B, H], where a masked step keeps the
+    previous state (Keras' semantics). The gradient's loop does only the cell's backward and
+    dz @ recurrent^T per step; the recurrent kernels' gradient is one [H, T*B] x [T*B, 4H] matmul per
+    direction after the loop.
     """
 
     @tf.custom_gradient
-    def run(xw, recurrent, mask):
-        timesteps, batch = tf.shape(xw)[0], tf.shape(xw)[1]
-        units = recurrent.shape[0]
-        zeros = tf.zeros([batch, units], xw.dtype)
+    def run(xw, recurrent):
+        timesteps = tf.shape(xw)[0]
+        units = recurrent.shape[1]
+        zeros = tf.zeros_like(xw[0, :, :, :units])
         xw_ta = tf.TensorArray(xw.dtype, size=timesteps, clear_after_read=False).unstack(xw)
-        m_ta = tf.TensorArray(xw.dtype, size=timesteps, clear_after_read=False).unstack(mask)
+        m_ta = tf.TensorArray(tf.bool, size=timesteps, clear_after_read=False).unstack(mask)
         h_ta = tf.TensorArray(xw.dtype, size=timesteps)
         c_ta = tf.TensorArray(xw.dtype, size=timesteps)
         g_ta = tf.TensorArray(xw.dtype, size=timesteps)
@@ -192,14 +226,14 @@ def _recurrence(xw, recurrent, mask):
         def body(t, h, c, h_ta, c_ta, g_ta):
             z = xw_ta.read(t) + tf.matmul(h, recurrent)
             zifo = tf.sigmoid(z)
-            i, f, _, o = tf.split(zifo, 4, axis=1)
-            g = tf.tanh(z[:, 2 * units:3 * units])
+            i, f, _, o = tf.split(zifo, 4, axis=-1)
+            g = tf.tanh(z[..., 2 * units:3 * units])
             c_new = f * c + i * g
             h_new = o * tf.tanh(c_new)
             m = m_ta.read(t)
-            c_new = c + m * (c_new - c)  # = c_new where m == 1, c where m == 0
-            h_new = h + m * (h_new - h)
-            gates = tf.concat([i, f, g, o], axis=1)
+            c_new = tf.where(m, c_new, c)
+            h_new = tf.where(m, h_new, h)
+            gates = tf.concat([i, f, g, o], axis=-1)
             return t + 1, h_new, c_new, h_ta.write(t, h_new), c_ta.write(t, c_new), g_ta.write(t, gates)
 
         _, _, _, h_ta, c_ta, g_ta = tf.while_loop(lambda t, *_: t < timesteps, body,
@@ -213,64 +247,78 @@ def _recurrence(xw, recurrent, mask):
                 tf.concat([zeros[None], cs[:-1]], axis=0))
             dhs_ta = tf.TensorArray(xw.dtype, size=timesteps, clear_after_read=False).unstack(dhs)
             dz_ta = tf.TensorArray(xw.dtype, size=timesteps)
-            recurrent_t = tf.transpose(recurrent)
 
             def back(t, dh, dc, dz_ta):
                 dh = dh + dhs_ta.read(t)
                 m = m_ta.read(t)
-                dh_new, dc_new = m * dh, m * dc
-                i, f, g, o = tf.split(gs_ta.read(t), 4, axis=1)
-                c_prev = cprev_ta.read(t)
+                dh_new = tf.where(m, dh, tf.zeros_like(dh))
+                dc_new = tf.where(m, dc, tf.zeros_like(dc))
+                i, f, g, o = tf.split(gs_ta.read(t), 4, axis=-1)
                 tc = tf.tanh(cs_ta.read(t))
                 dcc = dc_new + dh_new * o * (1.0 - tc * tc)
-                dz = tf.concat([dcc * g * i * (1.0 - i), dcc * c_prev * f * (1.0 - f),
-                                dcc * i * (1.0 - g * g), dh_new * tc * o * (1.0 - o)], axis=1)
-                dh_prev = tf.matmul(dz, recurrent_t) + (dh - dh_new)
-                dc_prev = dcc * f + (dc - dc_new)
+                dz = tf.concat([dcc * g * i * (1.0 - i), dcc * cprev_ta.read(t) * f * (1.0 - f),
+                                dcc * i * (1.0 - g * g), dh_new * tc * o * (1.0 - o)], axis=-1)
+                dh_prev = tf.matmul(dz, recurrent, transpose_b=True) + tf.where(m, tf.zeros_like(dh), dh)
+                dc_prev = dcc * f + tf.where(m, tf.zeros_like(dc), dc)
                 return t - 1, dh_prev, dc_prev, dz_ta.write(t, dz)
 
             _, _, _, dz_ta = tf.while_loop(lambda t, *_: t >= 0, back, (timesteps - 1, zeros, zeros, dz_ta))
-            dz = dz_ta.stack()
+            dz = dz_ta.stack()  # [T, D, B, 4H]
             h_prev = tf.concat([zeros[None], hs[:-1]], axis=0)
-            d_recurrent = tf.matmul(tf.reshape(h_prev, [-1, units]), tf.reshape(dz, [-1, 4 * units]),
-                                    transpose_a=True)
-            return dz, d_recurrent, tf.zeros_like(mask)
+            d_recurrent = tf.einsum("tdbh,tdbg->dhg", h_prev, dz)
+            return dz, d_recurrent
 
         return hs, grad
 
-    if mask is None:
-        mask = tf.ones(tf.concat([tf.shape(xw)[:2], [1]], 0), xw.dtype)
-    return run(xw, recurrent, mask)
+    return run(xw, recurrent)
+
+
+def _hoisted(inputs, mask, layers):
+    """The hoisted computation of one or two LSTM layers (directions) over the same `inputs` [B, T, I].
+
+    layers: [(kernel, recurrent, bias, go_backwards)]. Returns hs [T, D, B, H], each direction's states in
+    its processing order, and the processing-order masks [T, D, B, 1] (None without a mask)."""
+    x = tf.transpose(inputs, [1, 0, 2])  # time-major
+    m = None if mask is None else tf.transpose(tf.cast(mask, tf.bool), [1, 0])[:, :, None]
+    xs, ms = [], []
+    for _, _, _, backwards in layers:
+        xs.append(tf.reverse(x, axis=[0]) if backwards else x)
+        if m is not None:
+            ms.append(tf.reverse(m, axis=[0]) if backwards else m)
+    kernel = tf.stack([k for k, _, _, _ in layers])  # [D, I, 4H]
+    bias = tf.stack([b for _, _, b, _ in layers])  # [D, 4H]
+    recurrent = tf.stack([r for _, r, _, _ in layers])  # [D, H, 4H]
+    xw = tf.einsum("dtbi,dig->tdbg", tf.stack(xs), kernel) + bias[:, None, :]
+    if m is None:
+        mp = tf.ones(tf.concat([tf.shape(xw)[:3], [1]], 0), tf.bool)
+    else:
+        mp = tf.stack(ms, axis=1)  # [T, D, B, 1]
+    return _recurrence(xw, recurrent, mp), (None if m is None else mp)
 
 
 def _hoisted_lstm(inputs, mask, kernel, recurrent, bias, go_backwards, return_sequences, zero_output_for_mask):
     """One matmul for every timestep's input projection, the recurrence with a hand-written gradient."""
-    x = tf.transpose(inputs, [1, 0, 2])  # time-major
-    m = None if mask is None else tf.transpose(tf.cast(mask, inputs.dtype), [1, 0])[:, :, None]
-    if go_backwards:
-        x = tf.reverse(x, axis=[0])
-        m = None if m is None else tf.reverse(m, axis=[0])
-    xw = tf.einsum("tbi,ig->tbg", x, kernel) + bias
-    hs = _recurrence(xw, recurrent, m)
+    hs, m = _hoisted(inputs, mask, [(kernel, recurrent, bias, go_backwards)])
+    hs, m = hs[:, 0], (None if m is None else m[:, 0])
     last = hs[-1]
     if not return_sequences:
         return last, None
     if m is not None and zero_output_for_mask:
-        hs = hs * m
+        hs = tf.where(m, hs, tf.zeros_like(hs))
     return last, tf.transpose(hs, [1, 0, 2])
 
 
-def fast_lstm_from(layer: keras.layers.LSTM, cpu_impl: str = "block") -> FastLSTM:
+def fast_lstm_from(layer: keras.layers.LSTM, cpu_impl: str = "hoisted") -> FastLSTM:
     """A FastLSTM with `layer`'s configuration (not its weights: build, then copy them by name)."""
     return FastLSTM.from_config({**layer.get_config(), "cpu_impl": cpu_impl})
 
 
-def _fast_layer(layer, cpu_impl: str):
+def _fast_layer(layer, cpu_impl: str, fuse: bool):
     if isinstance(layer, keras.layers.Bidirectional):
         fwd, bwd = layer.forward_layer, layer.backward_layer
         if not (isinstance(fwd, keras.layers.LSTM) and isinstance(bwd, keras.layers.LSTM)):
             return layer
-        return keras.layers.Bidirectional(
+        return (FastBidirectional if fuse else keras.layers.Bidirectional)(
             FastLSTM.from_config({**fwd.get_config(), "cpu_impl": cpu_impl}),
             backward_layer=FastLSTM.from_config({**bwd.get_config(), "cpu_impl": cpu_impl}),
             merge_mode=layer.merge_mode, name=layer.name)
@@ -279,10 +327,11 @@ def _fast_layer(layer, cpu_impl: str):
     return layer  # shared with the source model
 
 
-def with_fast_lstm(model: keras.Model, cpu_impl: str = "block") -> keras.Model:
+def with_fast_lstm(model: keras.Model, cpu_impl: str = "hoisted", fuse: bool = True) -> keras.Model:
     """A model computing what `model` computes, its (Bidirectional) LSTM layers replaced by FastLSTM with
     copies of their weights; every other layer is shared with `model`. Layer and weight names are kept,
-    so `lth_tf.registry` names the prunable weights exactly as for `model`."""
-    clone = keras.models.clone_model(model, clone_function=lambda layer: _fast_layer(layer, cpu_impl))
+    so `lth_tf.registry` names the prunable weights exactly as for `model`. `fuse`: Bidirectional layers
+    become FastBidirectional (both directions in one loop)."""
+    clone = keras.models.clone_model(model, clone_function=lambda layer: _fast_layer(layer, cpu_impl, fuse))
     clone.set_weights(model.get_weights())
     return clone

@@ -30,6 +30,7 @@ from lth_tf import io, masks as masks_lib
 from lth_tf.config import RunConfig
 from lth_tf.data import PreparedData, make_dataset
 from lth_tf.errors import UserError
+from lth_tf.keras import keras
 from lth_tf.models import build_model
 from lth_tf.pruning import prune, random_masks_like
 from lth_tf.registry import Selection
@@ -80,7 +81,6 @@ class Experiment:
         self.steps_per_epoch = math.ceil(len(data.train) / cfg.train.batch_size)
         p = cfg.prune
         self.selection = Selection(bias=p.prune_bias, embedding=p.prune_embedding, output=p.prune_output)
-        self._models: dict[int, MaskedModel] = {}
 
     # --- paths -------------------------------------------------------------------------------------
     def path(self, task: Task, name: str) -> str:
@@ -100,9 +100,11 @@ class Experiment:
         return self.cfg.experiment.seed + r
 
     def model(self, r: int) -> MaskedModel:
-        if r not in self._models:
-            self._models = {r: self._build(self.seed(r))}  # one replicate at a time in memory
-        return self._models[r]
+        """A freshly built model for every task: Keras layers carry random-generator state from one
+        training to the next, and a task must give the same numbers whether it runs after others in
+        this process or first in a resumed one."""
+        keras.backend.clear_session()
+        return self._build(self.seed(r))
 
     def _build(self, seed: int) -> MaskedModel:
         keras_model = build_model(self.cfg.model, len(self.data.vocab), self.data.num_classes, seed,
@@ -113,9 +115,9 @@ class Experiment:
         """Fresh weights from the same distribution as θ0, seeded by (replicate, level, branch)."""
         return self._build(derive_seed(self.seed(r), "init", level, branch)).snapshot()
 
-    def masks(self, task: Task) -> masks_lib.Masks:
+    def masks(self, task: Task, shapes: dict) -> masks_lib.Masks:
         if task.level == 0:
-            return masks_lib.dense_masks(self.model(task.replicate).shapes)
+            return masks_lib.dense_masks(shapes)
         # Level 1's mask is pruned from the dense level, which both trajectories share.
         owner = "study_random" if task.branch == "study_random" and task.level > 1 else "ticket"
         imp_masks = masks_lib.load_masks(self.path(Task(task.replicate, task.level, owner), "mask.npz"))
@@ -141,7 +143,7 @@ class Experiment:
             return io.read_json(self.path(task, "metrics.json"))
         r, started = task.replicate, time.perf_counter()
         mm = self.model(r)
-        task_masks = self.masks(task)
+        task_masks = self.masks(task, mm.shapes)
         mm.set_masks(task_masks)
         mm.restore(self.start_weights(task))
         if task.branch == "random_mask" or task.level == 0:

@@ -10,17 +10,22 @@ from lth_tf.data import tokenize, tokenize_tf
 from lth_tf.data import tokenizer as T
 from lth_tf.data.sources import SAMPLES_DIR
 
+# Every expected value below is what spaCy 3.8's English rule tokenizer (spacy.blank("en")) gives, except
+# where a comment says otherwise.
 CASES = [
     # clitics, as spaCy splits them
     ("I don't know", ["I", "do", "n't", "know"]),
     ("It's fine, isn't it?", ["It", "'s", "fine", ",", "is", "n't", "it", "?"]),
-    ("can't won't DON'T", ["ca", "n't", "wo", "n't", "DO", "N'T"]),
+    ("can't won't DON'T", ["ca", "n't", "wo", "n't", "DON'T"]),  # spaCy has no upper-case exceptions
     ("they're I've we'll she'd I'm", ["they", "'re", "I", "'ve", "we", "'ll", "she", "'d", "I", "'m"]),
     ("John's dogs' toys", ["John", "'s", "dogs", "'", "toys"]),
     ("it’s don’t", ["it", "’s", "do", "n’t"]),
     ("cannot gonna gotta", ["can", "not", "gon", "na", "got", "ta"]),
+    ("dont thats youre im Im its ill well shed wed hes", ["do", "nt", "that", "s", "you", "re", "i", "m", "I", "m",
+                                                          "its", "ill", "well", "shed", "we", "d", "he", "s"]),
+    ("'cause 'em goin' ol' '' y'all c'mon", ["'cause", "'em", "goin'", "ol'", "''", "y'", "all", "c'm", "on"]),
     # IMDb line breaks
-    ("Good.<br /><br />Bad<br/>ugly<BR>end", ["Good", ".", "Bad", "ugly", "end"]),
+    ("Good.<br /><br />Bad<br/>ugly<BR>end", ["Good", ".", "Bad", "ugly", "end"]),  # spaCy keeps <br />
     # punctuation
     ("Hello, world!", ["Hello", ",", "world", "!"]),
     ('"Quoted" (parens) [x] {y}', ['"', "Quoted", '"', "(", "parens", ")", "[", "x", "]", "{", "y", "}"]),
@@ -28,25 +33,31 @@ CASES = [
     ("wait...what.... end..", ["wait", "...", "what", "....", "end", ".."]),
     ("great movie.The end.I think", ["great", "movie", ".", "The", "end", ".", "I", "think"]),
     ("well-known e-mail -- x--y", ["well", "-", "known", "e", "-", "mail", "--", "x", "--", "y"]),
-    ("*spoiler* #1 a;b @user", ["*", "spoiler", "*", "#", "1", "a", ";", "b", "@user"]),
+    ("*spoiler* #1 a;b @user", ["*", "spoiler", "*", "#", "1", "a;b", "@user"]),
+    ("sh**t f***ing T&A film(s) Rififi(1955)", ["sh**t", "f***ing", "T&A", "film(s", ")", "Rififi(1955", ")"]),
+    ("!!!!!!!!!!!!!!!!!!!! ok", ["!"] * 20 + ["ok"]),
+    ("hello!\". (hello!)", ["hello", "!", '"', ".", "(", "hello", "!", ")"]),
     # numbers stay whole
     ("1,000 and 12:30, 3.5 or 7/10.", ["1,000", "and", "12:30", ",", "3.5", "or", "7/10", "."]),
-    ("$5 10% 10-15 and/or", ["$", "5", "10", "%", "10", "-", "15", "and", "/", "or"]),
+    ("$5 10% 10-15 and/or", ["$", "5", "10", "%", "10", "-", "15", "and/or"]),
+    ("x%. US$ 5€ 5+ +x =x x= %x", ["x%", ".", "US$", "5", "€", "5", "+", "+", "x", "=", "x", "x=", "%", "x"]),
     # abbreviations and initials keep their period
     ("Mr. Smith and Dr. Who in the U.S. e.g. here", ["Mr.", "Smith", "and", "Dr.", "Who", "in", "the", "U.S.",
                                                     "e.g.", "here"]),
     ("J. R. R. Tolkien, Ph.D. in USA.", ["J.", "R.", "R.", "Tolkien", ",", "Ph.D.", "in", "USA", "."]),
+    ("-The --The x-. MST3K. No. vs. co. etc. t.v. o.k.", ["-The", "--The", "x-", ".", "MST3K.", "No", ".", "vs.",
+                                                       "co.", "etc", ".", "t.v", ".", "o.k", "."]),
     # no lower-casing
     ("The THE the", ["The", "THE", "the"]),
     # unicode
     ("Café naïve Zoë.", ["Café", "naïve", "Zoë", "."]),
     ("“curly” «guillemets» don´t", ["“", "curly", "”", "«", "guillemets", "»", "don´t"]),
     ("Привет, мир! Ελλάδα.", ["Привет", ",", "мир", "!", "Ελλάδα", "."]),
-    ("東京。すごい！", ["東京", "。", "すごい", "！"]),
-    ("a\u00a0b\u2003c\u3000d\x85e\tf\ng", ["a", "b", "c", "d", "e", "f", "g"]),
+    ("東京。すごい！", ["東京。すごい", "！"]),
+    ("a\u00a0b\u2003c\u3000d\x85e\tf\ng", ["a", "b", "c", "d", "e", "f", "g"]),  # spaCy: space tokens
     ("zero\u200bwidth 🙂 ok", ["zero\u200bwidth", "🙂", "ok"]),
-    ("x\x96y \x97 z", ["x", "\x96", "y", "\x97", "z"]),  # cp1252 dashes decoded as C1 controls (IMDb has them)
-    ("a\x00b\x01c\x02d\x03e\x04f", ["a", "b", "c", "d", "e", "f"]),  # controls, incl. the placeholders
+    ("x\x96y \x97 z", ["x\x96y", "\x97", "z"]),  # cp1252 dashes decoded as C1 controls (IMDb has them)
+    ("a\x00b\x01c\x02d\x03e\x04f\x05g", ["a", "b", "c", "d", "e", "f", "g"]),  # controls (placeholders too)
     ("", []),
     ("   <br />  ", []),
 ]
@@ -71,7 +82,7 @@ def test_rules_are_portable():
             assert bad not in pattern, (bad, pattern)
         assert not re.compile(pattern).fullmatch(""), pattern  # no empty matches
         assert re.fullmatch(r"(?:[^\\]|\\[1-9])*", repl), repl
-        assert passes in (1, 2)
+        assert 1 <= passes <= 5
 
 
 def _sample_texts():

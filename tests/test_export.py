@@ -25,7 +25,7 @@ CLASSES = ["neg", "pos"]
 MODELS = {
     # max_len=12 for the CNN: the SavedModel keeps the first 12 tokens, the TFLite input is [1, 12].
     "cnn": (ModelConfig(model="cnn", embedding_dim=8, filters=4, filter_sizes="2,3"), 12),
-    "lstm": (ModelConfig(model="lstm", embedding_dim=8, hidden=4, lstm_layers=2), 0),
+    "lstm": (ModelConfig(model="lstm", embedding_dim=8, hidden=4, lstm_layers=1), 0),
 }
 
 
@@ -112,16 +112,12 @@ def exported(request, tmp_path_factory):
     logs = []
     report = export.export_run(run_dir, str(root / "exports"), data=data, log=logs.append, latency_runs=5,
                                dense=(kind == "cnn"))  # the LSTM's dense conversions would only cost time
-    return kind, run_dir, data, texts, report, "\n".join(logs)
-
-
-def keras_model(run_dir, level):
-    run = export.load_run(run_dir)
-    return export.load_task(run, 0, level, "ticket")
+    task = export.load_task(export.load_run(run_dir), 0, 1, "ticket")  # the exported ticket, in Keras
+    return kind, run_dir, data, texts, report, "\n".join(logs), task
 
 
 def test_layout_and_metadata(exported):
-    kind, run_dir, _, _, report, logs = exported
+    kind, run_dir, _, _, report, logs, _ = exported
     path = report["path"]
     assert os.path.basename(path) == f"{os.path.basename(run_dir)}_r0_L01_ticket"  # best validation accuracy
     assert not [e for e in os.listdir(os.path.dirname(path)) if e.startswith((".tmp-", ".old-"))]
@@ -140,7 +136,7 @@ def test_layout_and_metadata(exported):
 
 
 def test_saved_model_takes_raw_text(exported):
-    kind, run_dir, data, texts, report, _ = exported
+    kind, run_dir, data, texts, report, _, task = exported
     loaded = tf.saved_model.load(os.path.join(report["path"], "saved_model"))
     assert set(loaded.signatures) == {"serving_default", "token_ids"}
     out = loaded.signatures["serving_default"](texts=tf.constant(texts + ["", "unseen!"]))
@@ -150,7 +146,6 @@ def test_saved_model_takes_raw_text(exported):
     # The same texts encoded in Python (tokenize + vocab.txt, --max_len applied) through Keras.
     max_len = MODELS[kind][1]
     ids = padded(encode(texts + ["", "unseen!"], max_len))
-    task = keras_model(run_dir, 1)
     want = probabilities(task.model(ids, training=False), 2).numpy()
     np.testing.assert_allclose(probs, want, atol=1e-5)
     assert np.array_equal(out["class_ids"].numpy(), want.argmax(-1))
@@ -159,11 +154,10 @@ def test_saved_model_takes_raw_text(exported):
 
 
 def test_saved_model_variables_are_the_pruned_weights(exported):
-    _, run_dir, _, _, report, _ = exported
+    _, run_dir, _, _, report, _, task = exported
     prefix = os.path.join(report["path"], "saved_model", "variables", "variables")
     names = [n for n, _ in tf.train.list_variables(prefix) if n != "_CHECKPOINTABLE_OBJECT_GRAPH"]
     assert not [n for n in names if "mask" in n.lower() or "prune" in n.lower()]
-    task = keras_model(run_dir, 1)
     assert len(names) == len(task.weights)  # nothing but the network's weights
     reader = tf.train.load_checkpoint(prefix)
     pruned = 0
@@ -176,7 +170,7 @@ def test_saved_model_variables_are_the_pruned_weights(exported):
 
 
 def test_tflite_float_agrees_int8_close(exported):
-    kind, run_dir, data, _, report, _ = exported
+    kind, run_dir, data, _, report, _, task = exported
     lite = report["tflite"]
     roles = ("dense", "ticket") if kind == "cnn" else ("ticket",)
     for role in roles:
@@ -201,12 +195,11 @@ def test_tflite_float_agrees_int8_close(exported):
 def test_tflite_contract_one_text_right_padded(exported):
     """Run a converted file ourselves: ids [1, L] right-padded; the prediction is the Keras model's on the
     text alone, and does not depend on earlier invokes once variables are reset."""
-    kind, run_dir, data, _, report, _ = exported
+    kind, run_dir, data, _, report, _, task = exported
     length = report["tflite_length"]
     with open(os.path.join(report["path"], "ticket_float.tflite"), "rb") as f:
         runner = export.LiteRunner(f.read())
     assert runner.length == length and tuple(runner.input["shape"]) == (1, length)
-    task = keras_model(run_dir, 1)
     for i in range(4):
         row = data.test.token_ids[data.test.offsets[i]:data.test.offsets[i + 1]][:length]
         ids = np.zeros(length, np.int32)

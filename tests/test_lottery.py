@@ -25,7 +25,7 @@ def cli(args, cache_dir, check=True, **kwargs):
 
 
 def run_dir_of(output_dir):
-    (name,) = [d for d in os.listdir(output_dir) if not d.startswith(".")]
+    (name,) = [d for d in os.listdir(output_dir) if d.startswith("cnn_")]
     return os.path.join(output_dir, name)
 
 
