@@ -5,9 +5,12 @@ machines; this one keeps a progress line with an ETA.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
+
+import numpy as np
 
 from lth_tf import io
 from lth_tf.config import DATASETS, MODELS, RunConfig
@@ -76,6 +79,26 @@ def prepare_run_dir(cfg: RunConfig, output_dir: str) -> str:
     return run_dir
 
 
+def data_fingerprint(data) -> str:
+    """A hash of the encoded data a run trains on (vocabulary, every split's ids and labels)."""
+    h = hashlib.sha256("\n".join(data.vocab).encode())
+    for split in (data.train, data.valid, data.test):
+        for array in (split.token_ids, split.offsets, split.labels):
+            h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _check_same_data(run_dir: str, data) -> None:
+    """A run resumes only on the data it started with (a changed tokeniser or source would mix results)."""
+    path = os.path.join(run_dir, "data.json")
+    if os.path.exists(path):
+        before = io.read_json(path).get("fingerprint")
+        if before and before != data_fingerprint(data):
+            raise UserError(f"{run_dir} was started on different data (fingerprint {before}, now "
+                            f"{data_fingerprint(data)}: tokeniser, source or split changed); "
+                            f"use another --output_dir to start afresh")
+
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
@@ -95,10 +118,12 @@ def execute(cfg: RunConfig, output_dir: str, log=log_line, progress: bool = True
     if cfg.data.glove_path:
         matrix, coverage = load_glove(cfg.data.glove_path, data.vocab, log=log)
         log(f"GloVe: {json.dumps({k: v for k, v in coverage.items() if not isinstance(v, (list, dict))})}")
+    _check_same_data(run_dir, data)
     io.write_text(os.path.join(run_dir, "vocab.txt"), "\n".join(data.vocab) + "\n")
     io.write_json(os.path.join(run_dir, "data.json"), {"class_names": data.class_names,
                                                         "num_classes": data.num_classes,
-                                                        "vocab_size": len(data.vocab), "stats": data.stats})
+                                                        "vocab_size": len(data.vocab), "stats": data.stats,
+                                                        "fingerprint": data_fingerprint(data)})
     experiment = Experiment(cfg, run_dir, data, matrix, log=log, progress=progress)
     if cfg.experiment.late_rewind:  # a rewind point past the longest possible level 0 fails now, not later
         step = experiment.rewind_step()
