@@ -1,9 +1,9 @@
 """Run the lth_tf benchmarks and write their numbers as JSON (see docs/benchmarks.md).
 
-    python -m benchmarks.run [--quick] [--only=check,mask,peers,pipeline,level] --out=benchmarks/results.json
+    python -m benchmarks.run [--quick] [--only=check,mask,peers,lstm,pipeline,level] --out=benchmarks/results.json
 
 Sections: `check` (FastLSTM vs keras LSTM, numerically), `mask` (masked vs unmasked step time), `peers`
-(ours vs tfmot vs PyTorch), `pipeline` (length bucketing vs padding on real IMDb), `level` (one IMP level on
+(ours vs tfmot vs PyTorch), `lstm` (the LSTM computations of lth_tf.fast_lstm side by side), `pipeline` (length bucketing vs padding on real IMDb), `level` (one IMP level on
 real IMDb, split by phase, and projections of the full protocol). --quick: few steps, for a smoke test.
 A benchmark here is a script that prints what it measured; nothing is asserted.
 """
@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-SECTIONS = ("check", "mask", "peers", "pipeline", "level")
+SECTIONS = ("check", "mask", "peers", "lstm", "pipeline", "level")
 
 
 def _log(msg: str) -> None:
@@ -28,13 +28,16 @@ def _table(results: dict) -> str:
     mask = results.get("mask", {})
     if mask:
         lines += ["", "Mask overhead (seconds per step; ratios to unmasked)",
-                  f"{'shape':20s} {'unmasked':>10s} {'masked':>10s} {'gradmask':>10s} {'masked/unm':>11s} {'gradm/unm':>10s}"]
+                  f"{'shape':20s} {'unmasked':>10s} {'masked':>10s} {'gradmask':>10s} {'masked/unm':>11s} "
+                  f"{'gradm/unm':>10s} {'masked-but-emb/unm':>19s}"]
         for name, r in mask.items():
             if "seconds_per_step" not in r:
                 continue
             s = r["seconds_per_step"]
+            diag = r["over_unmasked"].get("masked_but_embedding")
             lines.append(f"{name:20s} {s['unmasked']:10.4f} {s['masked']:10.4f} {s['gradmask']:10.4f} "
-                         f"{r['masked_over_unmasked']:11.3f} {r['gradmask_over_unmasked']:10.3f}")
+                         f"{r['masked_over_unmasked']:11.3f} {r['gradmask_over_unmasked']:10.3f} "
+                         + (f"{diag:19.3f}" if diag is not None else f"{'-':>19s}"))
         eq = mask.get("gradmask_equivalence")
         if eq:
             lines.append(f"gradmask vs masked weights after {eq['steps']} steps: max |diff| {eq['max_abs_weight_difference']:.3g}")
@@ -50,6 +53,12 @@ def _table(results: dict) -> str:
         lines.append("time ratios (< 1: the first is faster)")
         for shape, r in peers.items():
             lines.append(f"{shape:10s} " + ", ".join(f"{k} {v:.2f}" for k, v in r["time_ratios"].items()))
+    impls = results.get("lstm", {})
+    if impls:
+        lines += ["", "BiLSTM dense training step by computation (seconds per step; ratio to keras)"]
+        for shape, r in impls.items():
+            lines.append(f"{shape:10s} " + ", ".join(f"{n} {s:.3f} ({r['over_keras'][n]:.2f})"
+                                                    for n, s in r["seconds_per_step"].items()))
     pipe = results.get("pipeline", {})
     if pipe.get("modes"):
         lines += ["", f"Input pipeline, IMDb train ({pipe['texts']:,} texts, mean length {pipe['length_mean']:.0f}, "
@@ -110,6 +119,9 @@ def main(argv=None) -> int:
         elif section == "peers":
             from benchmarks import peers
             results["peers"] = peers.run(args.quick, _log)
+        elif section == "lstm":
+            from benchmarks import lstm_impls
+            results["lstm"] = lstm_impls.run(args.quick, _log)
         elif section == "pipeline":
             from benchmarks import pipeline
             results["pipeline"] = pipeline.run(args.quick, _log)

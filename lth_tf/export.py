@@ -552,8 +552,21 @@ def export_name(run: Run, replicate: int, level: int, branch: str) -> str:
     return f"{run.name}_r{replicate}_L{level:02d}_{branch}"
 
 
+def _publish_modes(root: str) -> None:
+    """mkdtemp/mkstemp create owner-only entries: give the export the modes the umask allows (like any file)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(root, 0o777 & ~umask)
+    for folder, dirs, files in os.walk(root):
+        for d in dirs:
+            os.chmod(os.path.join(folder, d), 0o777 & ~umask)
+        for f in files:
+            os.chmod(os.path.join(folder, f), 0o666 & ~umask)
+
+
 def _replace_dir(tmp: str, final: str) -> None:
     """Move the finished `tmp` to `final`; a previous export there is moved aside first, then deleted."""
+    _publish_modes(tmp)
     old = None
     if os.path.exists(final):
         old = os.path.join(os.path.dirname(final), f".old-{os.path.basename(final)}-{uuid.uuid4().hex[:8]}")
@@ -794,11 +807,13 @@ def _define_flags(flags) -> None:
 
 
 def main(argv) -> int:
-    from absl import flags
+    from absl import flags, logging
 
     FLAGS = flags.FLAGS
     if len(argv) > 1:
         raise UserError(f"unexpected arguments {argv[1:]}: every setting is a --flag (see --helpfull)")
+    logging.set_verbosity(logging.WARNING)  # the converter's INFO lines drown the report
+    tf.get_logger().setLevel("WARNING")
     export_run(FLAGS.run_dir, FLAGS.export_dir, replicate=FLAGS.replicate, level=FLAGS.level,
                branch=FLAGS.branch, tflite=FLAGS.tflite, tflite_length=FLAGS.tflite_length,
                max_examples=FLAGS.max_examples, latency_runs=FLAGS.latency_runs, num_threads=FLAGS.num_threads,

@@ -327,7 +327,7 @@ def _fast_layer(layer, cpu_impl: str, fuse: bool):
     return layer  # shared with the source model
 
 
-def with_fast_lstm(model: keras.Model, cpu_impl: str = "hoisted", fuse: bool = True) -> keras.Model:
+def with_fast_lstm(model: keras.Model, cpu_impl: str = "hoisted", fuse: bool = False) -> keras.Model:
     """A model computing what `model` computes, its (Bidirectional) LSTM layers replaced by FastLSTM with
     copies of their weights; every other layer is shared with `model`. Layer and weight names are kept,
     so `lth_tf.registry` names the prunable weights exactly as for `model`. `fuse`: Bidirectional layers

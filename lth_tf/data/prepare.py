@@ -127,8 +127,8 @@ def length_stats(lengths: np.ndarray) -> dict:
         return {"n": 0}
     q = np.percentile(lengths, [50, 90, 99])
     return {"n": int(len(lengths)), "mean": round(float(lengths.mean()), 1), "median": round(float(q[0]), 1),
-            "p90": round(float(q[1]), 1), "p99": round(float(q[2]), 1), "min": int(lengths.min()), "max": int(lengths.max()),
-            "tokens": int(lengths.sum())}
+            "p90": round(float(q[1]), 1), "p99": round(float(q[2]), 1), "min": int(lengths.min()),
+            "max": int(lengths.max()), "tokens": int(lengths.sum())}
 
 
 # ----------------------------------------------------------------------------------------------- cache ---

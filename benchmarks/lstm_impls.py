@@ -1,0 +1,46 @@
+"""Why Keras' LSTM is slower than PyTorch's on a CPU: the same BiLSTM model, dense training step
+(`common.unmasked_train_step`), with each computation of `lth_tf.fast_lstm`, interleaved:
+
+- `keras`: keras.layers.LSTM (tf.while_loop; x_t @ kernel, h @ recurrent, per-step tf.where for the mask,
+  automatic gradient of the loop);
+- `block`: TensorFlow's fused BlockLSTM op (C++ loop, Eigen matmul of [x_t, h] per step; input
+  projection not hoisted);
+- `scan`: input projection hoisted out of the loop (one matmul), loop and gradient as Keras (autodiff);
+- `hoisted`: hoisted projection + hand-written gradient (per-step loop does only the cell and dz @ R^T;
+  the recurrent kernel's gradient is one big matmul) -- FastLSTM's default;
+- `hoisted_fused`: as hoisted, both directions of each Bidirectional in one loop (batched matmuls).
+"""
+from __future__ import annotations
+
+from benchmarks.common import SHAPES, Runner, build_keras, interleave, masked_model, synthetic_batches, \
+    unmasked_train_step
+from lth_tf.fast_lstm import with_fast_lstm
+from lth_tf.keras import keras, tf
+
+IMPLS = ("keras", "block", "scan", "hoisted", "hoisted_fused")
+
+
+def run(quick: bool, log=print, shapes=SHAPES) -> dict:
+    results = {}
+    for shape in [s for s in shapes if s.model == "lstm"]:
+        k = shape.quick_steps if quick else shape.steps
+        rounds = 3
+        batches = synthetic_batches(shape, 4)
+        log(f"lstm implementations {shape.name}: {k} steps per block, {rounds} rounds")
+        blocks = {}
+        for impl in IMPLS:
+            model = build_keras(shape)
+            if impl != "keras":
+                model = with_fast_lstm(model, impl.replace("_fused", ""), fuse=impl.endswith("_fused"))
+            mm = masked_model(model, sparsity=0.0)
+            optimizer = keras.optimizers.Adam(learning_rate=5e-3)
+            totals = tf.Variable(tf.zeros([3]), trainable=False)
+            runner = Runner(unmasked_train_step(mm, optimizer, totals), batches, sync=totals.numpy)
+            blocks[impl] = lambda r=runner: r.block(k)
+        t = interleave(blocks, rounds, log, shape.name)
+        per_step = {n: v["median"] for n, v in t.items()}
+        results[shape.name] = {"steps_per_block": k, "rounds": rounds, "seconds_per_step": per_step,
+                               "over_keras": {n: s / per_step["keras"] for n, s in per_step.items()},
+                               "all_blocks": {n: v["all"] for n, v in t.items()}}
+        log(f"  {shape.name} time / keras: " + ", ".join(f"{n} {v:.2f}" for n, v in results[shape.name]["over_keras"].items()))
+    return results
