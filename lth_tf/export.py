@@ -613,7 +613,7 @@ def export_run(run_dir: str, export_dir: str = "saved_models", replicate: int = 
     ticket = load_task(run, replicate, level, branch)
     level, branch = ticket.level, ticket.branch
     dense_task = load_task(run, replicate, 0, "ticket") if dense and level > 0 else None
-    dense_ref = dense_task or ticket  # level 0 exported: the ticket is the dense network
+    dense_metrics = finished_levels(run_dir, replicate, "ticket").get(0, {})
     kind = run.cfg.model.model
     length = tflite_length or run.cfg.data.max_len or DEFAULT_TFLITE_LENGTH
 
@@ -623,7 +623,7 @@ def export_run(run_dir: str, export_dir: str = "saved_models", replicate: int = 
     final = os.path.join(export_dir, name)
     tmp = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=export_dir)
     try:
-        report = _export_into(tmp, run, ticket, dense_task, dense_ref, kind, length, tflite, data, log,
+        report = _export_into(tmp, run, ticket, dense_task, dense_metrics, kind, length, tflite, data, log,
                               max_examples, latency_runs, num_threads)
         report["path"] = os.path.abspath(final)
         report["seconds"] = time.perf_counter() - started
@@ -639,7 +639,7 @@ def export_run(run_dir: str, export_dir: str = "saved_models", replicate: int = 
     return report
 
 
-def _export_into(out: str, run: Run, ticket: Task, dense_task: Task | None, dense_ref: Task, kind: str, length: int,
+def _export_into(out: str, run: Run, ticket: Task, dense_task: Task | None, dense_metrics: dict, kind: str, length: int,
                  tflite: bool, data, log, max_examples: int, latency_runs: int, num_threads: int) -> dict:
     cfg = run.cfg
     sparsity = masks_lib.sparsity_report(ticket.masks) if ticket.masks else None
@@ -699,7 +699,6 @@ def _export_into(out: str, run: Run, ticket: Task, dense_task: Task | None, dens
             if d and t:
                 ratios[fmt] = {"raw": _ratio(t["raw_bytes"], d["raw_bytes"]),
                                "gzip": _ratio(t["gzip_bytes"], d["gzip_bytes"])}
-    dense_metrics = dense_ref.metrics
     metadata = {
         "run_dir": os.path.abspath(run.run_dir), "run_name": run.name, "run_hash": run.run_hash,
         "replicate": ticket.replicate, "level": ticket.level, "branch": ticket.branch,
@@ -758,9 +757,9 @@ def format_table(report: dict) -> str:
              f"{_fmt_pct(meta['test_accuracy'])}, dense {_fmt_pct(meta['dense']['valid_accuracy'])} / "
              f"{_fmt_pct(meta['dense']['test_accuracy'])}. Embedding: {p['embedding_share'] * 100:.1f}% of the "
              f"parameters, {p['embedding_share_of_nonzero'] * 100:.1f}% of the ticket's non-zero ones.", "",
-             f"TFLite checked on: {report['verification']}; latency: median of "
-             f"{next((v['latency_runs'] for v in lite.values()), 0)} single-text invokes, "
-             f"{report['num_threads']} thread(s).", "",
+             (f"TFLite checked on: {report['verification']}; latency: median of "
+              f"{next((v['latency_runs'] for v in lite.values()), 0)} single-text invokes, "
+              f"{report['num_threads']} thread(s)." if lite else "No TFLite conversion (--notflite)."), "",
              "| network | format | raw bytes | gzip -9 bytes | raw / dense | gzip / dense | agreement with Keras "
              "| accuracy (Keras on same input) | embedding share raw / gzip | latency ms | interpreter |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -770,7 +769,7 @@ def format_table(report: dict) -> str:
             s = sizes.get(f"{role}/{fmt}")
             if s is None:
                 continue
-            d = sizes.get(f"dense/{fmt}") or (s if "dense/saved_model" not in sizes else None)
+            d = sizes.get(f"dense/{fmt}") or (s if meta["level"] == 0 else None)  # level 0: the dense itself
             info = lite.get(f"{role}/{fmt}", {})
             emb = info.get("embedding_bytes")
             emb_share = f"{100 * emb['share_of_raw']:.0f}% / {100 * emb['share_of_gzip']:.0f}%" if emb else "-"
@@ -798,6 +797,7 @@ def _define_flags(flags) -> None:
     flags.DEFINE_string("branch", "ticket", "Branch to export: " + ", ".join(BRANCHES) + ".")
     flags.DEFINE_string("export_dir", "saved_models", "Where the export directory is created.")
     flags.DEFINE_boolean("tflite", True, "Also convert to TFLite (float and int8) and verify.")
+    flags.DEFINE_boolean("no_tflite", False, "Skip TFLite (the same as --notflite).")
     flags.DEFINE_boolean("dense", True, "Also export the dense network (level 0) for comparison.")
     flags.DEFINE_integer("tflite_length", 0, f"TFLite input length L; 0 = the run's --max_len, else "
                                              f"{DEFAULT_TFLITE_LENGTH}.")
@@ -815,7 +815,7 @@ def main(argv) -> int:
     logging.set_verbosity(logging.WARNING)  # the converter's INFO lines drown the report
     tf.get_logger().setLevel("WARNING")
     export_run(FLAGS.run_dir, FLAGS.export_dir, replicate=FLAGS.replicate, level=FLAGS.level,
-               branch=FLAGS.branch, tflite=FLAGS.tflite, tflite_length=FLAGS.tflite_length,
+               branch=FLAGS.branch, tflite=FLAGS.tflite and not FLAGS.no_tflite, tflite_length=FLAGS.tflite_length,
                max_examples=FLAGS.max_examples, latency_runs=FLAGS.latency_runs, num_threads=FLAGS.num_threads,
                dense=FLAGS.dense, log=lambda m: print(m, flush=True))
     return 0
