@@ -89,7 +89,8 @@ def test_same_seed_same_numbers_bit_for_bit(kind):
     for _ in range(2):
         mm, _ = _pruned_model(kind, seed=7)
         batches = synthetic_batches(seed=3)
-        r = train(mm, batches, batches, TrainConfig(epochs=2, patience=0), seed=11, progress=False)
+        r = train(mm, batches, batches, TrainConfig(epochs=1 if kind == "lstm" else 2, patience=0), seed=11,
+                  progress=False)
         results.append((mm.snapshot(), r.history))
     (a, ha), (b, hb) = results
     assert all(np.array_equal(a[k], b[k]) for k in a)
