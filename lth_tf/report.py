@@ -116,6 +116,7 @@ def plot(recs: list[dict], run_dir: str) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     paths = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -128,6 +129,12 @@ def plot(recs: list[dict], run_dir: str) -> list[str]:
         ax.plot(x, mean, marker="o", ms=3, label=branch)
         ax.fill_between(x, mean - std, mean + std, alpha=0.2)
     ax.set_xscale("log")
+    top = max(r["level"] for r in recs)
+    ticks = sorted({round(100 * np.mean([r["remaining"] for r in recs if r["level"] == lvl]), 2)
+                    for lvl in range(0, top + 1, 1 if top <= 10 else 2)}, reverse=True)
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.invert_xaxis()
     ax.set_xlabel("weights remaining (%, log scale)")
     ax.set_ylabel("test accuracy (%)")
