@@ -109,26 +109,36 @@ class Runner:
         self.i += 1
         self.step(x, y)
 
-    def block(self, k: int) -> float:
+    def block(self, k: int) -> tuple[float, float]:
+        """(wall seconds per step, CPU seconds of this process per step). Blocks of 5 or more steps start
+        with one untimed step, which absorbs what the previous variant's block left behind (caches,
+        allocator state): without it a variant timed right after a heavy one measured up to 20% slower."""
+        if k >= 5:
+            self._one()
         self._sync()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in range(k):
             self._one()
         self._sync()
-        return (time.perf_counter() - start) / k
+        return (time.perf_counter() - start) / k, (time.process_time() - cpu) / k
 
 
-def interleave(blocks: dict[str, Callable[[], float]], rounds: int, log=print, label: str = "") -> dict:
+def interleave(blocks: dict[str, Callable[[], tuple[float, float]]], rounds: int, log=print, label: str = "") -> dict:
     """Run every variant's timed block once per round, in rotating order (A B C, B C A, ...), and return
-    {variant: {"median": s, "all": [...]}} of seconds per step."""
+    {variant: {"median": s, "all": [...], "cpu_median": s}}: wall seconds per step (and the CPU seconds per
+    step of the process that ran it: under contention from other jobs, wall time stretches, CPU time less)."""
     names = list(blocks)
     times = {n: [] for n in names}
+    cpus = {n: [] for n in names}
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for n in order:
-            times[n].append(blocks[n]())
+            wall, cpu = blocks[n]()
+            times[n].append(wall)
+            cpus[n].append(cpu)
         log(f"  {label} round {r + 1}/{rounds}: " + ", ".join(f"{n} {times[n][-1] * 1e3:.1f} ms" for n in names))
-    return {n: {"median": statistics.median(t), "all": t} for n, t in times.items()}
+    return {n: {"median": statistics.median(times[n]), "min": min(times[n]), "all": times[n],
+                "cpu_median": statistics.median(cpus[n])} for n in names}
 
 
 def machine_info() -> dict:
@@ -177,11 +187,12 @@ class TorchWorker:
             raise RuntimeError(f"the PyTorch worker exited (code {self.proc.wait()})")
         return json.loads(line)
 
-    def block(self, variant: str, k: int) -> float:
+    def block(self, variant: str, k: int) -> tuple[float, float]:
         import json
         self.proc.stdin.write(json.dumps({"variant": variant, "steps": k}) + "\n")
         self.proc.stdin.flush()
-        return self._read()["seconds_per_step"]
+        answer = self._read()
+        return answer["seconds_per_step"], answer["cpu_seconds_per_step"]
 
     def close(self):
         if self.proc.poll() is None:

@@ -205,7 +205,7 @@ def step_costs(quick: bool, log=print, known: dict | None = None) -> dict:
                 totals = tf.Variable(tf.zeros([3]), trainable=False)
                 runner = Runner(mm.make_train_step(optimizer, totals), batches, sync=totals.numpy, warmup=1)
                 k = 1 if model == "lstm" else (3 if quick else 10)
-                train_s = min(runner.block(k) for _ in range(2))
+                train_s = min(runner.block(k)[0] for _ in range(2))
             eval_s = _eval_step_time(mm, batches[0], reps=1 if model == "lstm" else 5)
             costs[f"{net}@{length}"] = {"train": train_s, "eval": eval_s}
             log(f"  cost {net}@{length}: train {train_s * 1e3:.0f} ms/batch, eval {eval_s * 1e3:.0f} ms/batch")

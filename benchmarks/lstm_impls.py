@@ -20,6 +20,16 @@ from lth_tf.keras import keras, tf
 IMPLS = ("keras", "block", "scan", "hoisted", "hoisted_fused")
 
 
+def matmul_gflop_per_step(length: int, batch: int = 64, emb: int = 100, hidden: int = 256, layers: int = 2) -> float:
+    """The matmul work of one training step of the BiLSTM: forward 2 x B x T x (in + H) x 4H per direction
+    and layer; the backward pass twice that (gradients of the inputs and of the weights)."""
+    forward, inp = 0, emb
+    for _ in range(layers):
+        forward += 2 * (2 * batch * length * (inp + hidden) * 4 * hidden)
+        inp = 2 * hidden
+    return 3 * forward / 1e9
+
+
 def run(quick: bool, log=print, shapes=SHAPES) -> dict:
     results = {}
     for shape in [s for s in shapes if s.model == "lstm"]:
@@ -39,8 +49,14 @@ def run(quick: bool, log=print, shapes=SHAPES) -> dict:
             blocks[impl] = lambda r=runner: r.block(k)
         t = interleave(blocks, rounds, log, shape.name)
         per_step = {n: v["median"] for n, v in t.items()}
+        gflop = matmul_gflop_per_step(shape.length)
         results[shape.name] = {"steps_per_block": k, "rounds": rounds, "seconds_per_step": per_step,
+                               "matmul_gflop_per_step": gflop,
+                               "matmul_gflop_per_second": {n: gflop / s for n, s in per_step.items()},
                                "over_keras": {n: s / per_step["keras"] for n, s in per_step.items()},
-                               "all_blocks": {n: v["all"] for n, v in t.items()}}
+                               "all_blocks": {n: v["all"] for n, v in t.items()},
+                               "cpu_seconds_per_step": {n: v["cpu_median"] for n, v in t.items()}}
+        log(f"  {shape.name} matmul work {gflop:.1f} GFLOP per step; GFLOP/s: "
+            + ", ".join(f"{n} {gflop / v:.0f}" for n, v in per_step.items()))
         log(f"  {shape.name} time / keras: " + ", ".join(f"{n} {v:.2f}" for n, v in results[shape.name]["over_keras"].items()))
     return results

@@ -70,7 +70,7 @@ def run(quick: bool, log=print, shapes=SHAPES) -> dict:
         for impl in impls:
             label = shape.name if impl == "-" else f"{shape.name}[{impl}]"
             k = shape.quick_steps if quick else shape.steps
-            rounds = 3 if quick or shape.model == "lstm" else 7
+            rounds = 3 if quick or shape.model == "lstm" else 9
             batches = synthetic_batches(shape, 4)
             log(f"mask overhead {label}: {k} steps per block, {rounds} rounds")
             variants = VARIANTS + (("masked_but_embedding",) if shape.model == "cnn" else ())
@@ -82,7 +82,9 @@ def run(quick: bool, log=print, shapes=SHAPES) -> dict:
                 "steps_per_block": k, "rounds": rounds,
                 "seconds_per_step": {v: t[v]["median"] for v in variants},
                 "all_blocks": {v: t[v]["all"] for v in variants},
+                "cpu_seconds_per_step": {v: t[v]["cpu_median"] for v in variants},
                 "over_unmasked": {v: t[v]["median"] / base for v in variants},
+                "min_over_unmasked_min": {v: t[v]["min"] / t["unmasked"]["min"] for v in variants},
                 "masked_over_unmasked": t["masked"]["median"] / base,
                 "gradmask_over_unmasked": t["gradmask"]["median"] / base,
             }

@@ -118,7 +118,8 @@ def run(quick: bool, log=print, shapes=SHAPES) -> dict:
         res = {"model": shape.model, "length": shape.length, "vocab": shape.vocab, "batch": BATCH,
                "steps_per_block": k, "rounds": rounds, "seconds_per_step": per_step,
                "samples_per_second": {n: BATCH / s for n, s in per_step.items()},
-               "all_blocks": {n: v["all"] for n, v in t.items()}, "torch": torch_info}
+               "all_blocks": {n: v["all"] for n, v in t.items()}, "torch": torch_info,
+               "cpu_seconds_per_step": {n: v["cpu_median"] for n, v in t.items()}}
         ratios = {"ours_over_tfmot": per_step["ours"] / per_step["tfmot"],
                   "ours_fast_over_tfmot": per_step["ours_fast"] / per_step["tfmot"]}
         if has_torch:

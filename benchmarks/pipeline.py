@@ -115,6 +115,7 @@ def run(quick: bool, log=print) -> dict:
         out["modes"][name]["train_seconds_per_batch"] = t[name]["median"]
         out["modes"][name]["train_samples_per_second"] = BATCH / t[name]["median"]
         out["modes"][name]["all_blocks"] = t[name]["all"]
+        out["modes"][name]["train_cpu_seconds_per_batch"] = t[name]["cpu_median"]
     base = out["modes"]["bucket"]["train_samples_per_second"]
     out["bucket_speedup_in_training"] = {name: base / m["train_samples_per_second"] for name, m in out["modes"].items()}
     for name, m in out["modes"].items():

@@ -35,9 +35,12 @@ def _table(results: dict) -> str:
                 continue
             s = r["seconds_per_step"]
             diag = r["over_unmasked"].get("masked_but_embedding")
+            mins = r.get("min_over_unmasked_min", {})
             lines.append(f"{name:20s} {s['unmasked']:10.4f} {s['masked']:10.4f} {s['gradmask']:10.4f} "
                          f"{r['masked_over_unmasked']:11.3f} {r['gradmask_over_unmasked']:10.3f} "
-                         + (f"{diag:19.3f}" if diag is not None else f"{'-':>19s}"))
+                         + (f"{diag:19.3f}" if diag is not None else f"{'-':>19s}")
+                         + (f"   (fastest blocks: masked {mins['masked']:.3f}, gradmask {mins['gradmask']:.3f})"
+                            if mins else ""))
         eq = mask.get("gradmask_equivalence")
         if eq:
             lines.append(f"gradmask vs masked weights after {eq['steps']} steps: max |diff| {eq['max_abs_weight_difference']:.3g}")

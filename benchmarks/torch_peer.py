@@ -7,7 +7,7 @@ every parameter tensor (embedding, kernels, biases, LSTM weights) with `torch.nn
 fixed random 20% mask; "dense" trains without masks.
 
 Protocol (one JSON object per line): the worker prints {"ready": ...} after warm-up, then answers every
-`{"variant": v, "steps": k}` on stdin with {"seconds_per_step": s}. Run alone it prints its version.
+`{"variant": v, "steps": k}` on stdin with {"seconds_per_step": s, "cpu_seconds_per_step": c}. Run alone it prints its version.
 Imported only here: lth_tf never imports torch.
 """
 from __future__ import annotations
@@ -99,10 +99,11 @@ def main():
     for line in sys.stdin:
         cmd = json.loads(line)
         step, k = steps[cmd["variant"]], cmd["steps"]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in range(k):
             step()
-        print(json.dumps({"seconds_per_step": (time.perf_counter() - start) / k}), flush=True)
+        print(json.dumps({"seconds_per_step": (time.perf_counter() - start) / k,
+                          "cpu_seconds_per_step": (time.process_time() - cpu) / k}), flush=True)
 
 
 if __name__ == "__main__":

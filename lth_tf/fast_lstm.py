@@ -9,18 +9,25 @@ the kernels' gradients. PyTorch's CPU LSTM hoists the input projection out of th
 matmul for all timesteps) and runs the per-step cell in C++.
 
 `FastLSTM` keeps the layer, its cell, and the weight variables of `keras.layers.LSTM` exactly (so the
-pruning registry, the masks, snapshots and `.npz` names do not change: `FastLSTM` *is* an `LSTM`), and
-on a machine without a GPU replaces only the computation:
+pruning registry, the masks, snapshots and `.npz` names do not change: `FastLSTM` *is* an `LSTM`, built
+with the same initializers and seeds), and on a machine without a GPU replaces only the computation:
 
-- `cpu_impl="block"` (default): TensorFlow's fused `BlockLSTM` kernel (its gate order i, c, f, o is
-  Keras' i, f, c, o permuted), one op for the whole sequence forward and one (`BlockLSTMGrad`) backward, so no
-  per-timestep op dispatch. The kernel has no per-sample masking, so padding is handled the way cuDNN
-  handles it: texts must be right-padded (what `mask_zero=True` on right-padded ids gives, and what
-  Keras' cuDNN path requires too); the backward direction reverses each text within its own length
-  (`tf.reverse_sequence`), the last output is gathered at each text's last real token, and outputs at
-  padded positions are zero. Same outputs as Keras' LSTM (to float rounding), same gradients.
-- `cpu_impl="scan"`: the input projection for all timesteps as one matmul, then a `tf.while_loop` that
-  does only the recurrent matmul and the cell (with Keras' per-step masking, so any mask works).
+- `cpu_impl="hoisted"` (default): the input projection of all timesteps as one matmul, then a
+  `tf.while_loop` doing only h @ recurrent_kernel and the cell, with Keras' per-step masking (any mask,
+  same outputs as Keras' LSTM), and a hand-written gradient (`tf.custom_gradient`): its loop does only
+  the cell's backward and dz @ recurrent_kernel^T per step, and the recurrent kernel's gradient is one
+  [H, T*B] x [T*B, 4H] matmul after the loop instead of T small ones accumulated inside it.
+- `cpu_impl="scan"`: the same hoisted projection and loop, with TensorFlow's automatic gradient.
+- `cpu_impl="block"`: TensorFlow's fused `BlockLSTM` kernel (its gate order i, c, f, o is Keras'
+  i, f, c, o permuted; `BlockLSTMV2` has Keras' order but TF registers v1's gradient kernel for it, which
+  returns v1's order), one op forward and one backward, no per-step op dispatch. It has no per-sample
+  masking, so padding is handled as cuDNN does: texts must be right-padded (asserted); the backward
+  direction reverses each text within its length, the last output is gathered at each text's last
+  token, outputs at padded positions are zero.
+- `cpu_impl="keras"` (or the environment variable LTH_FAST_LSTM=keras): plain `keras.layers.LSTM.call`.
+
+`FastBidirectional` (a `keras.layers.Bidirectional`) runs both directions of "hoisted" FastLSTMs in one
+loop with batched matmuls (measured: not faster on 2 cores; see docs/benchmarks.md).
 
 With a GPU visible, or for anything the fast path does not cover (dropout inside the layer, stateful,
 return_state, an initial state, time-major or ragged inputs, non-default activations), the call goes to
@@ -33,7 +40,8 @@ import os
 from lth_tf.keras import keras, tf
 
 CPU_IMPLS = ("hoisted", "block", "scan", "keras")
-# LTH_FAST_LSTM=keras turns the fast path off everywhere (for A/B measurements); "block"/"scan" force one.
+# LTH_FAST_LSTM=keras turns the fast path off everywhere (A/B measurements, exports); "hoisted"/"block"/"scan"
+# force one computation.
 _ENV_IMPL = os.environ.get("LTH_FAST_LSTM", "")
 
 
@@ -204,19 +212,24 @@ def _scan_lstm(inputs, mask, kernel, recurrent, bias, go_backwards, return_seque
 def _recurrence(xw, recurrent, mask):
     """The LSTM recurrence over precomputed input projections, with a hand-written gradient.
 
-    Any number D of independent LSTMs (directions) run in the same loop, their matmuls batched:
-    xw: [T, D, B, 4H] (x_t @ kernel + bias, time-major); recurrent: [D, H, 4H]; mask: [T, D, B, 1] bool
-    (True = real token). Returns the state h after every step, [T, D, B, H], where a masked step keeps the
-    previous state (Keras' semantics). The gradient's loop does only the cell's backward and
+    xw: [T, B, 4H] (x_t @ kernel + bias, time-major); recurrent: [H, 4H]; mask: [T, B, 1] bool (True = real
+    token). With a leading direction axis (xw [T, D, B, 4H], recurrent [D, H, 4H], mask [T, D, B, 1]), D
+    independent LSTMs run in the same loop, their matmuls batched. Returns the state h after every step, [T, D, B, H], where a masked step keeps the
+    previous state (Keras' semantics); [T, D, B, H] with directions. The gradient's loop does only the cell's backward and
     dz @ recurrent^T per step; the recurrent kernels' gradient is one [H, T*B] x [T*B, 4H] matmul per
     direction after the loop.
     """
 
+    single = len(xw.shape) == 3  # [T, B, 4H]: plain matmuls; [T, D, B, 4H]: batched over directions
+
+    def keep(m, new, old):  # new where the step is a real token, else old (Keras' masking)
+        return tf.where(m, new, old)
+
     @tf.custom_gradient
     def run(xw, recurrent):
         timesteps = tf.shape(xw)[0]
-        units = recurrent.shape[1]
-        zeros = tf.zeros_like(xw[0, :, :, :units])
+        units = recurrent.shape[-2]
+        zeros = tf.zeros_like(xw[0, ..., :units])
         xw_ta = tf.TensorArray(xw.dtype, size=timesteps, clear_after_read=False).unstack(xw)
         m_ta = tf.TensorArray(tf.bool, size=timesteps, clear_after_read=False).unstack(mask)
         h_ta = tf.TensorArray(xw.dtype, size=timesteps)
@@ -231,8 +244,8 @@ def _recurrence(xw, recurrent, mask):
             c_new = f * c + i * g
             h_new = o * tf.tanh(c_new)
             m = m_ta.read(t)
-            c_new = tf.where(m, c_new, c)
-            h_new = tf.where(m, h_new, h)
+            c_new = keep(m, c_new, c)
+            h_new = keep(m, h_new, h)
             gates = tf.concat([i, f, g, o], axis=-1)
             return t + 1, h_new, c_new, h_ta.write(t, h_new), c_ta.write(t, c_new), g_ta.write(t, gates)
 
@@ -247,25 +260,31 @@ def _recurrence(xw, recurrent, mask):
                 tf.concat([zeros[None], cs[:-1]], axis=0))
             dhs_ta = tf.TensorArray(xw.dtype, size=timesteps, clear_after_read=False).unstack(dhs)
             dz_ta = tf.TensorArray(xw.dtype, size=timesteps)
+            # Transposed once: a matmul with transpose_b=True inside the loop was measurably slower.
+            recurrent_t = tf.transpose(recurrent) if single else tf.transpose(recurrent, [0, 2, 1])
 
             def back(t, dh, dc, dz_ta):
                 dh = dh + dhs_ta.read(t)
                 m = m_ta.read(t)
-                dh_new = tf.where(m, dh, tf.zeros_like(dh))
-                dc_new = tf.where(m, dc, tf.zeros_like(dc))
+                dh_new = keep(m, dh, tf.zeros_like(dh))
+                dc_new = keep(m, dc, tf.zeros_like(dc))
                 i, f, g, o = tf.split(gs_ta.read(t), 4, axis=-1)
                 tc = tf.tanh(cs_ta.read(t))
                 dcc = dc_new + dh_new * o * (1.0 - tc * tc)
                 dz = tf.concat([dcc * g * i * (1.0 - i), dcc * cprev_ta.read(t) * f * (1.0 - f),
                                 dcc * i * (1.0 - g * g), dh_new * tc * o * (1.0 - o)], axis=-1)
-                dh_prev = tf.matmul(dz, recurrent, transpose_b=True) + tf.where(m, tf.zeros_like(dh), dh)
-                dc_prev = dcc * f + tf.where(m, tf.zeros_like(dc), dc)
+                dh_prev = tf.matmul(dz, recurrent_t) + (dh - dh_new)
+                dc_prev = dcc * f + (dc - dc_new)
                 return t - 1, dh_prev, dc_prev, dz_ta.write(t, dz)
 
             _, _, _, dz_ta = tf.while_loop(lambda t, *_: t >= 0, back, (timesteps - 1, zeros, zeros, dz_ta))
-            dz = dz_ta.stack()  # [T, D, B, 4H]
+            dz = dz_ta.stack()  # [T, (D,) B, 4H]
             h_prev = tf.concat([zeros[None], hs[:-1]], axis=0)
-            d_recurrent = tf.einsum("tdbh,tdbg->dhg", h_prev, dz)
+            if single:
+                d_recurrent = tf.matmul(tf.reshape(h_prev, [-1, units]), tf.reshape(dz, [-1, 4 * units]),
+                                        transpose_a=True)
+            else:
+                d_recurrent = tf.einsum("tdbh,tdbg->dhg", h_prev, dz)
             return dz, d_recurrent
 
         return hs, grad
@@ -298,8 +317,16 @@ def _hoisted(inputs, mask, layers):
 
 def _hoisted_lstm(inputs, mask, kernel, recurrent, bias, go_backwards, return_sequences, zero_output_for_mask):
     """One matmul for every timestep's input projection, the recurrence with a hand-written gradient."""
-    hs, m = _hoisted(inputs, mask, [(kernel, recurrent, bias, go_backwards)])
-    hs, m = hs[:, 0], (None if m is None else m[:, 0])
+    x = tf.transpose(inputs, [1, 0, 2])  # time-major [T, B, I]
+    m = None if mask is None else tf.transpose(tf.cast(mask, tf.bool), [1, 0])[:, :, None]
+    if go_backwards:
+        x = tf.reverse(x, axis=[0])
+        m = None if m is None else tf.reverse(m, axis=[0])
+    shape = tf.shape(x)
+    xw = tf.reshape(tf.matmul(tf.reshape(x, [-1, shape[2]]), kernel) + bias,
+                    tf.stack([shape[0], shape[1], 4 * recurrent.shape[0]]))
+    mp = tf.ones(tf.concat([shape[:2], [1]], 0), tf.bool) if m is None else m
+    hs = _recurrence(xw, recurrent, mp)  # [T, B, H]
     last = hs[-1]
     if not return_sequences:
         return last, None
