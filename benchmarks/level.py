@@ -24,7 +24,6 @@ from __future__ import annotations
 import glob
 import gzip
 import itertools
-import json
 import math
 import os
 import shutil

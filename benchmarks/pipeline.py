@@ -25,7 +25,7 @@ from lth_tf.training import MaskedModel
 def _modes(lengths):
     p95 = int(np.percentile(lengths, 95))
     return {"bucket": dict(bucket=True, fixed=0), "no_bucket": dict(bucket=False, fixed=0),
-            "fixed_400": dict(bucket=False, fixed=400), f"fixed_p95": dict(bucket=False, fixed=p95)}, p95
+            "fixed_400": dict(bucket=False, fixed=400), "fixed_p95": dict(bucket=False, fixed=p95)}, p95
 
 
 def dataset(split, mode: dict, seed: int):
