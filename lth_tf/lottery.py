@@ -30,6 +30,7 @@ from lth_tf import io, masks as masks_lib
 from lth_tf.config import RunConfig
 from lth_tf.data import PreparedData, make_dataset
 from lth_tf.errors import UserError
+from lth_tf.fast_masking import GradientMaskedModel
 from lth_tf.keras import keras
 from lth_tf.models import build_model
 from lth_tf.pruning import prune, random_masks_like
@@ -108,8 +109,8 @@ class Experiment:
 
     def _build(self, seed: int) -> MaskedModel:
         keras_model = build_model(self.cfg.model, len(self.data.vocab), self.data.num_classes, seed,
-                                  self.embedding_matrix)
-        return MaskedModel(keras_model, self.data.num_classes, self.selection)
+                                  self.embedding_matrix, fast_lstm=True)
+        return GradientMaskedModel(keras_model, self.data.num_classes, self.selection)
 
     def random_init(self, r: int, level: int, branch: str) -> dict:
         """Fresh weights from the same distribution as θ0, seeded by (replicate, level, branch)."""

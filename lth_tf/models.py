@@ -124,7 +124,7 @@ def build_cnn(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
 
 
 def _lstm(cfg: ModelConfig, input_dim: int, seeds: _Seeds, return_sequences: bool, go_backwards: bool,
-          name: str) -> keras.layers.LSTM:
+          name: str, layer_cls=keras.layers.LSTM) -> keras.layers.LSTM:
     if cfg.init == "study":
         kernel_init = _normal(xavier_std(input_dim, 4 * cfg.hidden), seeds())
         extra = dict(recurrent_initializer=keras.initializers.Orthogonal(seed=seeds()),
@@ -134,12 +134,18 @@ def _lstm(cfg: ModelConfig, input_dim: int, seeds: _Seeds, return_sequences: boo
         extra = dict(recurrent_initializer=keras.initializers.Orthogonal(seed=seeds()))
     # Defaults otherwise (tanh, sigmoid, no recurrent dropout, not unrolled): the conditions under which
     # Keras runs the cuDNN kernel on a GPU, right-padded masks included.
-    return keras.layers.LSTM(cfg.hidden, return_sequences=return_sequences, go_backwards=go_backwards,
-                             kernel_initializer=kernel_init, name=name, **extra)
+    return layer_cls(cfg.hidden, return_sequences=return_sequences, go_backwards=go_backwards,
+                     kernel_initializer=kernel_init, name=name, **extra)
 
 
 def build_lstm(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
-               embedding_matrix=None) -> keras.Model:
+               embedding_matrix=None, fast_lstm: bool = False) -> keras.Model:
+    """fast_lstm: lth_tf.fast_lstm.FastLSTM layers (same weights, names and outputs; faster training on a
+    CPU, Keras' cuDNN path on a GPU). Leave it off for exports: the TFLite converter fuses only Keras' LSTM."""
+    if fast_lstm:
+        from lth_tf.fast_lstm import FastLSTM as layer_cls
+    else:
+        layer_cls = keras.layers.LSTM
     seeds = _Seeds(seed)
     ids = keras.Input(shape=(None,), dtype=tf.int32, name="token_ids")
     # mask_zero: every LSTM sees each text at its true length, as the study's packed sequences did.
@@ -150,8 +156,8 @@ def build_lstm(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
         last = i == cfg.lstm_layers
         # An explicit backward layer gets its own initializer seeds (Bidirectional would otherwise copy the
         # forward layer's config, seeds included, and start both directions from the same weights).
-        forward = _lstm(cfg, input_dim, seeds, not last, False, f"lstm{i}_forward")
-        backward = _lstm(cfg, input_dim, seeds, not last, True, f"lstm{i}_backward")
+        forward = _lstm(cfg, input_dim, seeds, not last, False, f"lstm{i}_forward", layer_cls)
+        backward = _lstm(cfg, input_dim, seeds, not last, True, f"lstm{i}_backward", layer_cls)
         x = keras.layers.Bidirectional(forward, backward_layer=backward, merge_mode="concat",
                                        name=f"bilstm{i}")(x)
         if not last:
@@ -165,13 +171,16 @@ def build_lstm(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
-                embedding_matrix=None) -> keras.Model:
-    """The network for `cfg.model`, its weights a pure function of `seed` (and the GloVe matrix)."""
+                embedding_matrix=None, fast_lstm: bool = False) -> keras.Model:
+    """The network for `cfg.model`, its weights a pure function of `seed` (and the GloVe matrix).
+    fast_lstm: see build_lstm (ignored for the CNN)."""
     if num_classes < 2:
         raise UserError(f"a classifier needs at least 2 classes, got {num_classes}")
     builders = {"cnn": build_cnn, "lstm": build_lstm}
     if cfg.model not in builders:
         raise UserError(f"--model={cfg.model!r} is not one of: {', '.join(builders)}")
+    if cfg.model == "lstm":
+        return build_lstm(cfg, vocab_size, num_classes, seed, embedding_matrix, fast_lstm=fast_lstm)
     return builders[cfg.model](cfg, vocab_size, num_classes, seed, embedding_matrix)
 
 

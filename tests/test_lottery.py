@@ -142,3 +142,18 @@ def test_bad_flags_fail_at_start_with_one_line(flag, message, tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last
     assert "Traceback" not in proc.stderr
+
+
+def test_lstm_runs_through_the_lottery_with_fast_lstm(tmp_path):
+    args = ["--model=lstm", "--hidden=8", "--levels=1", "--epochs=1", "--branches=ticket",
+            f"--output_dir={tmp_path}"]
+    proc = subprocess.run([sys.executable, "-m", "lth_tf.main", "--dataset=imdb_sample", "--vocab_size=2000",
+                           "--embedding_dim=8", "--progress=false", f"--cache_dir={tmp_path / 'cache'}", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (name,) = [d for d in os.listdir(tmp_path) if d.startswith("lstm_")]
+    with np.load(os.path.join(tmp_path, name, "r0", "level_01", "ticket", "weights.npz")) as w, \
+            np.load(os.path.join(tmp_path, name, "r0", "level_01", "ticket", "mask.npz")) as m:
+        assert "bilstm2/backward/recurrent_kernel" in m.files
+        for key in m.files:
+            assert np.all(w[key][~m[key]] == 0)
