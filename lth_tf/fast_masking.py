@@ -17,8 +17,8 @@ the same way, so it stays zero like PyTorch's `padding_idx`.
 from __future__ import annotations
 
 from lth_tf.keras import keras, tf
-from lth_tf.models import PAD_ID, predictions
-from lth_tf.training import BATCH_SIGNATURE, MaskedModel
+from lth_tf.models import PAD_ID
+from lth_tf.training import MaskedModel
 
 
 class GradientMaskedModel(MaskedModel):
@@ -44,22 +44,12 @@ class GradientMaskedModel(MaskedModel):
         return grad
 
     def make_train_step(self, optimizer: keras.optimizers.Optimizer, totals: tf.Variable):
-        """Forward, backward, masked gradients, Adam update; accumulates (loss, correct, n)."""
-        variables = self.model.trainable_variables
+        """MaskedModel's step with masked gradients (see `_apply_update`)."""
         mask_of = {id(var): mask for var, mask in self._pairs}
-        masks = [mask_of.get(id(v)) for v in variables]
+        self._gradient_masks = [mask_of.get(id(v)) for v in self.model.trainable_variables]
         self.apply_masks()  # the precondition: pruned weights (and the padding row) start at zero
+        return super().make_train_step(optimizer, totals)
 
-        def step(ids, labels):
-            with tf.GradientTape() as tape:
-                logits = self.model(ids, training=True)
-                per_sample = self._batch_loss(labels, logits)
-                loss = tf.reduce_mean(per_sample)
-            grads = tape.gradient(loss, variables)
-            grads = [self._masked_gradient(v, g, m) for v, g, m in zip(variables, grads, masks)]
-            optimizer.apply_gradients(zip(grads, variables))
-            correct = tf.reduce_sum(tf.cast(tf.equal(predictions(logits, self.num_classes), labels), tf.float32))
-            totals.assign_add(tf.stack([tf.reduce_sum(per_sample), correct,
-                                        tf.cast(tf.shape(labels)[0], tf.float32)]))
-
-        return tf.function(step, input_signature=BATCH_SIGNATURE, reduce_retracing=True)
+    def _apply_update(self, optimizer, variables, grads) -> None:
+        grads = [self._masked_gradient(v, g, m) for v, g, m in zip(variables, grads, self._gradient_masks)]
+        optimizer.apply_gradients(zip(grads, variables))

@@ -107,14 +107,17 @@ class MaskedModel:
                 logits = self.model(ids, training=True)
                 per_sample = self._batch_loss(labels, logits)
                 loss = tf.reduce_mean(per_sample)
-            grads = tape.gradient(loss, variables)
-            optimizer.apply_gradients(zip(grads, variables))
-            self.apply_masks()
+            self._apply_update(optimizer, variables, tape.gradient(loss, variables))
             correct = tf.reduce_sum(tf.cast(tf.equal(predictions(logits, self.num_classes), labels), tf.float32))
             totals.assign_add(tf.stack([tf.reduce_sum(per_sample), correct,
                                         tf.cast(tf.shape(labels)[0], tf.float32)]))
 
         return tf.function(step, input_signature=BATCH_SIGNATURE, reduce_retracing=True)
+
+    def _apply_update(self, optimizer, variables, grads) -> None:
+        """The optimizer step, then pruned weights back to zero (subclasses may mask the gradients instead)."""
+        optimizer.apply_gradients(zip(grads, variables))
+        self.apply_masks()
 
 
 @dataclasses.dataclass
