@@ -13,8 +13,8 @@ import numpy as np
 
 from lth_tf.config import ModelConfig
 from lth_tf.keras import keras, tf
-from lth_tf.models import build_model
-from lth_tf.registry import Selection
+from lth_tf.nets.models import build_model
+from lth_tf.sparsity.registry import Selection
 from lth_tf.training import BATCH_SIGNATURE, MaskedModel
 
 BATCH = 64
@@ -72,7 +72,7 @@ def masked_model(model: keras.Model, cls=MaskedModel, sparsity: float = SPARSITY
 
 def unmasked_train_step(mm: MaskedModel, optimizer, totals):
     """`MaskedModel.make_train_step` without the re-masking: the same model, loss, optimizer and bookkeeping."""
-    from lth_tf.models import predictions
+    from lth_tf.nets.models import predictions
     variables = mm.model.trainable_variables
 
     def step(ids, labels):

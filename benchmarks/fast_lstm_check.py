@@ -1,4 +1,4 @@
-"""Numerical check: FastLSTM (lth_tf.fast_lstm) against keras.layers.LSTM, same weights, padded texts.
+"""Numerical check: FastLSTM (lth_tf.nets.fast_lstm) against keras.layers.LSTM, same weights, padded texts.
 
 Prints the largest absolute difference of the first BiLSTM layer's output sequence, of the logits and of
 every weight's gradient, for each CPU implementation."""
@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from lth_tf.config import ModelConfig
-from lth_tf.fast_lstm import with_fast_lstm
+from lth_tf.nets.fast_lstm import with_fast_lstm
 from lth_tf.keras import keras, tf
-from lth_tf.models import build_lstm, loss_fn
-from lth_tf import registry
+from lth_tf.nets.models import build_lstm, loss_fn
+from lth_tf.sparsity import registry
 
 
 def padded_ids(rng, batch, timesteps, vocab, lengths=None):

@@ -34,13 +34,14 @@ import numpy as np
 
 from benchmarks import imdb
 from benchmarks.common import BATCH, Runner, Shape, build_keras, masked_model, synthetic_batches
-from lth_tf import io, masks as masks_lib
+from lth_tf import atomic
+from lth_tf.sparsity import masks as masks_lib
 from lth_tf.config import ModelConfig, TrainConfig
-from lth_tf.fast_lstm import with_fast_lstm
+from lth_tf.nets.fast_lstm import with_fast_lstm
 from lth_tf.fast_masking import GradientMaskedModel
 from lth_tf.keras import keras, tf
-from lth_tf.models import build_model
-from lth_tf.pruning import prune_local
+from lth_tf.nets.models import build_model
+from lth_tf.sparsity.pruning import prune_local
 from lth_tf.training import MaskedModel, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,7 +71,7 @@ def _measured_imdb_cnn_epochs() -> dict | None:
         if "cnn" not in run_dir or "imdb" not in run_dir:
             continue
         try:
-            epochs.append(int(io.read_json(path)["epochs_trained"]))
+            epochs.append(int(atomic.read_json(path)["epochs_trained"]))
             runs.add(run_dir)
         except (OSError, KeyError, ValueError):
             continue
@@ -127,16 +128,16 @@ def one_level(quick: bool, log=print) -> dict:
         snap = mm.snapshot()
         timings["snapshot"] = time.perf_counter() - start
         start = time.perf_counter()
-        io.write_npz(os.path.join(tmp, "weights.npz"), snap)
+        atomic.write_npz(os.path.join(tmp, "weights.npz"), snap)
         timings["write_weights_npz_compressed"] = time.perf_counter() - start
         start = time.perf_counter()
         masks_lib.save_masks(os.path.join(tmp, "mask.npz"), new_masks)
         timings["write_mask_npz"] = time.perf_counter() - start
         start = time.perf_counter()
-        io.write_npz(os.path.join(tmp, "rewind.npz"), theta0, compressed=False)
+        atomic.write_npz(os.path.join(tmp, "rewind.npz"), theta0, compressed=False)
         timings["write_rewind_npz"] = time.perf_counter() - start
         start = time.perf_counter()
-        io.write_json(os.path.join(tmp, "metrics.json"), {"history": result.history, "test": test})
+        atomic.write_json(os.path.join(tmp, "metrics.json"), {"history": result.history, "test": test})
         timings["write_metrics_json"] = time.perf_counter() - start
         sizes = {f: os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp)}
     finally:

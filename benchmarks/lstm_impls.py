@@ -1,5 +1,5 @@
 """Why Keras' LSTM is slower than PyTorch's on a CPU: the same BiLSTM model, dense training step
-(`common.unmasked_train_step`), with each computation of `lth_tf.fast_lstm`, interleaved:
+(`common.unmasked_train_step`), with each computation of `lth_tf.nets.fast_lstm`, interleaved:
 
 - `keras`: keras.layers.LSTM (tf.while_loop; x_t @ kernel, h @ recurrent, per-step tf.where for the mask,
   automatic gradient of the loop);
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from benchmarks.common import SHAPES, Runner, build_keras, interleave, masked_model, synthetic_batches, \
     unmasked_train_step
-from lth_tf.fast_lstm import with_fast_lstm
+from lth_tf.nets.fast_lstm import with_fast_lstm
 from lth_tf.keras import keras, tf
 
 IMPLS = ("keras", "block", "scan", "hoisted", "hoisted_fused")

@@ -9,7 +9,7 @@ Variants, each its own model (same seed) and its own fresh Adam, timed in interl
 - `masked_but_embedding` (CNN only, a diagnostic, not a correct training scheme): `masked` with the
   embedding left out of the re-masking, to show where the overhead comes from.
 For the LSTM the model is the one lth_tf builds (keras.layers.LSTM) and, as a second model, the same
-with `lth_tf.fast_lstm.FastLSTM`: the faster the model, the larger masking's relative cost.
+with `lth_tf.nets.fast_lstm.FastLSTM`: the faster the model, the larger masking's relative cost.
 
 Also checks that `gradmask` trains to the same weights as `masked` (max |difference| after a few steps).
 """
@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmarks.common import SHAPES, Runner, build_keras, interleave, masked_model, synthetic_batches, \
     unmasked_train_step
-from lth_tf.fast_lstm import with_fast_lstm
+from lth_tf.nets.fast_lstm import with_fast_lstm
 from lth_tf.fast_masking import GradientMaskedModel
 from lth_tf.keras import keras, tf
 from lth_tf.training import MaskedModel

@@ -4,7 +4,7 @@ Same shapes, same batch size, same synthetic batches (full-length random ids), o
 framework, blocks interleaved in time. Variants:
 - `ours`: lth_tf today: `MaskedModel.make_train_step`, keras.layers.LSTM;
 - `ours_fast`: the proposed changes: `lth_tf.fast_masking.GradientMaskedModel` and, for the LSTM,
-  `lth_tf.fast_lstm.FastLSTM` (hoisted input projection, hand-written recurrence gradient);
+  `lth_tf.nets.fast_lstm.FastLSTM` (hoisted input projection, hand-written recurrence gradient);
 - `tfmot`: `prune_low_magnitude` (RegistryPruningPolicy; the BiLSTM wrapped as a PrunableLayer) with a
   ConstantSparsity(0.2) that fires at step 0 only (masks then fixed), the same custom loop and Adam,
   and the mandatory `UpdatePruningStep` callback;
@@ -17,11 +17,11 @@ import tensorflow_model_optimization as tfmot
 
 from benchmarks.common import BATCH, SHAPES, SPARSITY, Runner, TorchWorker, build_keras, interleave, \
     masked_model, synthetic_batches, torch_available
-from lth_tf.fast_lstm import with_fast_lstm
+from lth_tf.nets.fast_lstm import with_fast_lstm
 from lth_tf.fast_masking import GradientMaskedModel
 from lth_tf.keras import keras, tf
-from lth_tf.models import PadToMinLength, StudyEmbeddingInit, loss_fn
-from lth_tf.registry import RegistryPruningPolicy
+from lth_tf.nets.models import PadToMinLength, StudyEmbeddingInit, loss_fn
+from lth_tf.sparsity.registry import RegistryPruningPolicy
 from lth_tf.training import BATCH_SIGNATURE, MaskedModel
 
 sparsity = tfmot.sparsity.keras

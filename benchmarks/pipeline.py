@@ -101,7 +101,7 @@ def run(quick: bool, log=print) -> dict:
     for name, mode in modes.items():
         keras.utils.set_random_seed(0)
         from lth_tf.config import ModelConfig
-        from lth_tf.models import build_model
+        from lth_tf.nets.models import build_model
         mm = masked_model(build_model(ModelConfig(model="cnn"), len(data.vocab), 2, 0), MaskedModel)
         optimizer = keras.optimizers.Adam(learning_rate=5e-3)
         totals = tf.Variable(tf.zeros([3]), trainable=False)

@@ -3,7 +3,7 @@
     python -m benchmarks.run [--quick] [--only=check,mask,peers,lstm,pipeline,level] --out=benchmarks/results.json
 
 Sections: `check` (FastLSTM vs keras LSTM, numerically), `mask` (masked vs unmasked step time), `peers`
-(ours vs tfmot vs PyTorch), `lstm` (the LSTM computations of lth_tf.fast_lstm side by side), `pipeline` (length bucketing vs padding on real IMDb), `level` (one IMP level on
+(ours vs tfmot vs PyTorch), `lstm` (the LSTM computations of lth_tf.nets.fast_lstm side by side), `pipeline` (length bucketing vs padding on real IMDb), `level` (one IMP level on
 real IMDb, split by phase, and projections of the full protocol). --quick: few steps, for a smoke test.
 A benchmark here is a script that prints what it measured; nothing is asserted.
 """

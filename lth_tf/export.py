@@ -43,11 +43,12 @@ from typing import Callable
 
 import numpy as np
 
-from lth_tf import io, masks as masks_lib, registry
+from lth_tf import atomic
+from lth_tf.sparsity import masks as masks_lib, registry
 from lth_tf.config import BRANCHES, RunConfig
 from lth_tf.errors import UserError
 from lth_tf.keras import keras, tf
-from lth_tf.models import EMBEDDING_LAYER, PAD_ID, UNK_ID, build_model, predictions, probabilities
+from lth_tf.nets.models import EMBEDDING_LAYER, PAD_ID, UNK_ID, build_model, predictions, probabilities
 
 DEFAULT_TFLITE_LENGTH = 256
 DEFAULT_MAX_EXAMPLES = 2000
@@ -72,7 +73,7 @@ class Run:
 
 def _read_json(path: str, what: str):
     try:
-        return io.read_json(path)
+        return atomic.read_json(path)
     except FileNotFoundError:
         raise UserError(f"{path}: missing ({what}); is this a run directory written by lth_tf.main?") from None
     except (OSError, ValueError) as e:
@@ -160,7 +161,7 @@ def choose_level(run_dir: str, replicate: int = 0, branch: str = "ticket") -> in
 # ------------------------------------------------------------------------------------ the network ---
 def _load_npz(path: str, what: str) -> dict[str, np.ndarray]:
     try:
-        return io.read_npz(path)
+        return atomic.read_npz(path)
     except FileNotFoundError:
         raise UserError(f"{path}: missing ({what}); runs made before weights.npz was saved must be rerun "
                         f"(finished tasks are redone only after deleting their metrics.json)") from None
@@ -627,9 +628,9 @@ def export_run(run_dir: str, export_dir: str = "saved_models", replicate: int = 
                               max_examples, latency_runs, num_threads)
         report["path"] = os.path.abspath(final)
         report["seconds"] = time.perf_counter() - started
-        io.write_json(os.path.join(tmp, "export_report.json"), report)
+        atomic.write_json(os.path.join(tmp, "export_report.json"), report)
         table = format_table(report)
-        io.write_text(os.path.join(tmp, "export_report.md"), table + "\n")
+        atomic.write_text(os.path.join(tmp, "export_report.md"), table + "\n")
         _replace_dir(tmp, final)
     finally:
         if os.path.exists(tmp):
@@ -731,7 +732,7 @@ def _export_into(out: str, run: Run, ticket: Task, dense_task: Task | None, dens
         "tensorflow": tf.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    io.write_json(os.path.join(out, "metadata.json"), metadata)
+    atomic.write_json(os.path.join(out, "metadata.json"), metadata)
     return {"metadata": metadata, "sizes": sizes, "ratios_ticket_vs_dense": ratios, "tflite": lite,
             "saved_model_checks": checks, "verification": ex.source,
             "tflite_length": length, "num_threads": num_threads,

@@ -17,7 +17,7 @@ the same way, so it stays zero like PyTorch's `padding_idx`.
 from __future__ import annotations
 
 from lth_tf.keras import keras, tf
-from lth_tf.models import PAD_ID
+from lth_tf.nets.models import PAD_ID
 from lth_tf.training import MaskedModel
 
 

@@ -26,15 +26,16 @@ import time
 
 import numpy as np
 
-from lth_tf import io, masks as masks_lib
+from lth_tf import atomic
+from lth_tf.sparsity import masks as masks_lib
 from lth_tf.config import RunConfig
 from lth_tf.data import PreparedData, make_dataset
 from lth_tf.errors import UserError
 from lth_tf.fast_masking import GradientMaskedModel
 from lth_tf.keras import keras
-from lth_tf.models import build_model
-from lth_tf.pruning import prune, random_masks_like
-from lth_tf.registry import Selection
+from lth_tf.nets.models import build_model
+from lth_tf.sparsity.pruning import prune, random_masks_like
+from lth_tf.sparsity.registry import Selection
 from lth_tf.training import MaskedModel, train
 
 TRAJECTORIES = ("ticket", "study_random")  # branches whose trained weights choose their next mask
@@ -132,7 +133,7 @@ class Experiment:
             return self._build(self.seed(r)).snapshot()  # θ0, the same for every replicate's rerun
         if task.branch in ("reinit", "study_random"):
             return self.random_init(r, task.level, task.branch)
-        return io.read_npz(os.path.join(self.run_dir, f"r{r}", "rewind.npz"))
+        return atomic.read_npz(os.path.join(self.run_dir, f"r{r}", "rewind.npz"))
 
     def batches(self, split, seed=None):
         return make_dataset(split, self.cfg.train.batch_size, shuffle_seed=seed, bucket=self.cfg.train.bucket,
@@ -141,7 +142,7 @@ class Experiment:
     # --- one task: the IMP loop's body ---------------------------------------------------------------
     def run(self, task: Task) -> dict:
         if self.is_done(task):
-            return io.read_json(self.path(task, "metrics.json"))
+            return atomic.read_json(self.path(task, "metrics.json"))
         r, started = task.replicate, time.perf_counter()
         mm = self.model(r)
         task_masks = self.masks(task, mm.shapes)
@@ -160,12 +161,12 @@ class Experiment:
                 raise UserError(f"--rewind_step={self.cfg.experiment.rewind_step} is step {rewind_step}, beyond "
                                 f"level 0's {result.steps} training steps: choose an earlier step")
             rewind = mm.snapshot() if rewind_step == -1 else result.snapshots[rewind_step]
-            io.write_npz(os.path.join(self.run_dir, f"r{r}", "rewind.npz"), rewind, compressed=False)
+            atomic.write_npz(os.path.join(self.run_dir, f"r{r}", "rewind.npz"), rewind, compressed=False)
         if task.branch in TRAJECTORIES:  # also after the last level, so a rerun with more --levels extends it
             next_masks = prune(task_masks, mm.prunable_values(), self.cfg.prune.prune_fraction,
                                self.cfg.prune.strategy)
             masks_lib.save_masks(self.path(Task(r, task.level + 1, task.branch), "mask.npz"), next_masks)
-        io.write_npz(self.path(task, "weights.npz"), mm.snapshot())  # trained weights, for export
+        atomic.write_npz(self.path(task, "weights.npz"), mm.snapshot())  # trained weights, for export
         test = mm.evaluate(self.batches(self.data.test))
         report = masks_lib.sparsity_report(task_masks)
         best = result.best
@@ -180,5 +181,5 @@ class Experiment:
             "epochs_trained": result.epochs_trained, "best_epoch": result.best_epoch, "steps": result.steps,
             "seconds": time.perf_counter() - started, "history": result.history,
         }
-        io.write_json(self.path(task, "metrics.json"), metrics)
+        atomic.write_json(self.path(task, "metrics.json"), metrics)
         return metrics

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from lth_tf import io
+from lth_tf import atomic
 from lth_tf.config import RunConfig
 
 RECORD_FIELDS = ("replicate", "branch", "level", "sparsity", "sparsity_without_embedding", "remaining",
@@ -160,7 +160,7 @@ def plot(recs: list[dict], run_dir: str) -> list[str]:
 
 
 def _save(fig, path: str) -> str:
-    with io.atomic_path(path) as tmp:
+    with atomic.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     return path
 
@@ -191,15 +191,15 @@ def _group(recs):
 
 def write_report(run_dir: str, cfg: RunConfig, metrics: list[dict], log=print) -> None:
     recs = records(metrics)
-    io.write_json(os.path.join(run_dir, "results.json"), {"settings": cfg.to_dict(), "records": recs})
+    atomic.write_json(os.path.join(run_dir, "results.json"), {"settings": cfg.to_dict(), "records": recs})
     buf = _io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(RECORD_FIELDS))
     writer.writeheader()
     for r in recs:
         writer.writerow({k: r[k] for k in RECORD_FIELDS})
-    io.write_text(os.path.join(run_dir, "results.csv"), buf.getvalue())
+    atomic.write_text(os.path.join(run_dir, "results.csv"), buf.getvalue())
     summary = summarise(cfg, recs)
-    io.write_text(os.path.join(run_dir, "summary.md"), summary)
+    atomic.write_text(os.path.join(run_dir, "summary.md"), summary)
     plot(recs, run_dir)
     tensorboard(recs, run_dir)
     log(summary)

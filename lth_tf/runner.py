@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from lth_tf import io
+from lth_tf import atomic
 from lth_tf.config import DATASETS, MODELS, RunConfig
 from lth_tf.errors import UserError
 from lth_tf.lottery import Experiment, parse_step, plan
@@ -75,7 +75,7 @@ def prepare_run_dir(cfg: RunConfig, output_dir: str) -> str:
     except OSError as e:
         raise UserError(f"--output_dir={output_dir}: cannot write there ({e.strerror}); choose another") from None
     settings = {"settings": cfg.to_dict(), "non_default": cfg.non_default(), "run_hash": cfg.run_hash()}
-    io.write_json(os.path.join(run_dir, "config.json"), settings)
+    atomic.write_json(os.path.join(run_dir, "config.json"), settings)
     return run_dir
 
 
@@ -92,7 +92,7 @@ def _check_same_data(run_dir: str, data) -> None:
     """A run resumes only on the data it started with (a changed tokeniser or source would mix results)."""
     path = os.path.join(run_dir, "data.json")
     if os.path.exists(path):
-        before = io.read_json(path).get("fingerprint")
+        before = atomic.read_json(path).get("fingerprint")
         if before and before != data_fingerprint(data):
             raise UserError(f"{run_dir} was started on different data (fingerprint {before}, now "
                             f"{data_fingerprint(data)}: tokeniser, source or split changed); "
@@ -119,8 +119,8 @@ def execute(cfg: RunConfig, output_dir: str, log=log_line, progress: bool = True
         matrix, coverage = load_glove(cfg.data.glove_path, data.vocab, log=log)
         log(f"GloVe: {json.dumps({k: v for k, v in coverage.items() if not isinstance(v, (list, dict))})}")
     _check_same_data(run_dir, data)
-    io.write_text(os.path.join(run_dir, "vocab.txt"), "\n".join(data.vocab) + "\n")
-    io.write_json(os.path.join(run_dir, "data.json"), {"class_names": data.class_names,
+    atomic.write_text(os.path.join(run_dir, "vocab.txt"), "\n".join(data.vocab) + "\n")
+    atomic.write_json(os.path.join(run_dir, "data.json"), {"class_names": data.class_names,
                                                         "num_classes": data.num_classes,
                                                         "vocab_size": len(data.vocab), "stats": data.stats,
                                                         "fingerprint": data_fingerprint(data)})

@@ -17,11 +17,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from lth_tf import registry
+from lth_tf.sparsity import registry
 from lth_tf.config import TrainConfig
 from lth_tf.keras import keras, tf
-from lth_tf.masks import Masks, validate_masks
-from lth_tf.models import EMBEDDING_LAYER, PAD_ID, loss_fn, predictions
+from lth_tf.sparsity.masks import Masks, validate_masks
+from lth_tf.nets.models import EMBEDDING_LAYER, PAD_ID, loss_fn, predictions
 
 Snapshot = dict[str, np.ndarray]
 BATCH_SIGNATURE = (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32))

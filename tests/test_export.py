@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from lth_tf import export, io
+from lth_tf import atomic, export
 from lth_tf.config import DataConfig, ModelConfig, RunConfig
 from lth_tf.data import EncodedSplit, PreparedData, tokenize
 from lth_tf.errors import UserError
 from lth_tf.keras import tf
-from lth_tf.masks import dense_masks, save_masks
-from lth_tf.models import build_model, probabilities
-from lth_tf.pruning import prune_local
+from lth_tf.sparsity.masks import dense_masks, save_masks
+from lth_tf.nets.models import build_model, probabilities
+from lth_tf.sparsity.pruning import prune_local
 from lth_tf.training import MaskedModel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,13 +64,13 @@ def padded(rows):
 
 def write_task(run_dir, level, weights, masks, valid_acc):
     d = os.path.join(run_dir, "r0", f"level_{level:02d}", "ticket")
-    io.write_npz(os.path.join(d, "weights.npz"), weights)
+    atomic.write_npz(os.path.join(d, "weights.npz"), weights)
     save_masks(os.path.join(d, "mask.npz"), masks)
     sparsity = 1 - sum(int(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values())
     metrics = {"replicate": 0, "branch": "ticket", "level": level, "sparsity": sparsity,
                "sparsity_without_embedding": sparsity, "valid_accuracy": valid_acc, "test_accuracy": 0.5,
                "sparsity_by_tensor": {}}
-    io.write_json(os.path.join(d, "metrics.json"), metrics)
+    atomic.write_json(os.path.join(d, "metrics.json"), metrics)
     return metrics
 
 
@@ -80,10 +80,10 @@ def make_run(root, kind):
     model_cfg, max_len = MODELS[kind]
     cfg = RunConfig(data=DataConfig(dataset="imdb_sample", max_len=max_len), model=model_cfg)
     run_dir = os.path.join(root, f"{kind}_imdb_sample_{cfg.run_hash()}")
-    io.write_json(os.path.join(run_dir, "config.json"), {"settings": cfg.to_dict(), "non_default": cfg.non_default(),
+    atomic.write_json(os.path.join(run_dir, "config.json"), {"settings": cfg.to_dict(), "non_default": cfg.non_default(),
                                                         "run_hash": cfg.run_hash()})
-    io.write_text(os.path.join(run_dir, "vocab.txt"), "\n".join(VOCAB) + "\n")
-    io.write_json(os.path.join(run_dir, "data.json"), {"class_names": CLASSES, "num_classes": 2,
+    atomic.write_text(os.path.join(run_dir, "vocab.txt"), "\n".join(VOCAB) + "\n")
+    atomic.write_json(os.path.join(run_dir, "data.json"), {"class_names": CLASSES, "num_classes": 2,
                                                       "vocab_size": len(VOCAB)})
     mm = MaskedModel(build_model(model_cfg, len(VOCAB), 2, seed=0), 2)
     rng = np.random.default_rng(1)
@@ -96,7 +96,7 @@ def make_run(root, kind):
             masks = prune_local(masks, mm.prunable_values(), 0.5)
         mm.set_masks(masks)
         records.append(write_task(run_dir, level, mm.snapshot(), masks, valid_acc))
-    io.write_json(os.path.join(run_dir, "results.json"), {"settings": cfg.to_dict(), "records": records})
+    atomic.write_json(os.path.join(run_dir, "results.json"), {"settings": cfg.to_dict(), "records": records})
     train_texts, train_labels = make_texts(8, seed=2)
     test_texts, test_labels = make_texts(24, seed=3)
     data = PreparedData(vocab=list(VOCAB), class_names=CLASSES, train=split_of(train_texts, train_labels),
@@ -126,7 +126,7 @@ def test_layout_and_metadata(exported):
     if kind == "cnn":
         expected |= {"dense", "dense_float.tflite", "dense_int8.tflite"}
     assert set(os.listdir(path)) == expected
-    meta = io.read_json(os.path.join(path, "metadata.json"))
+    meta = atomic.read_json(os.path.join(path, "metadata.json"))
     assert (meta["level"], meta["replicate"], meta["branch"], meta["model"]) == (1, 0, "ticket", kind)
     assert meta["class_names"] == CLASSES and meta["valid_accuracy"] == 0.8
     assert 0.45 < meta["sparsity"]["overall"] < 0.55
@@ -241,10 +241,10 @@ def test_bad_inputs(tmp_path):
         export.export_run(run_dir, out, branch="nope")
     # A weight that its mask prunes but that is not zero: the weights do not belong to the mask.
     path = os.path.join(run_dir, "r0", "level_02", "ticket", "weights.npz")
-    weights = io.read_npz(path)
-    masks = io.read_npz(os.path.join(run_dir, "r0", "level_02", "ticket", "mask.npz"))
+    weights = atomic.read_npz(path)
+    masks = atomic.read_npz(os.path.join(run_dir, "r0", "level_02", "ticket", "mask.npz"))
     weights["conv2/kernel"][~masks["conv2/kernel"]] = 0.5
-    io.write_npz(path, weights)
+    atomic.write_npz(path, weights)
     with pytest.raises(UserError, match="not zero"):
         export.export_run(run_dir, out, level=2, tflite=False)
     os.remove(os.path.join(run_dir, "vocab.txt"))
@@ -257,7 +257,7 @@ def test_failed_export_leaves_nothing_and_reexport_replaces(tmp_path, monkeypatc
     run_dir, data, _ = make_run(str(tmp_path), "cnn")
     out = str(tmp_path / "exports")
     report = export.export_run(run_dir, out, data=data, tflite=False, log=lambda m: None)
-    stamp = io.read_json(os.path.join(report["path"], "metadata.json"))["created"]
+    stamp = atomic.read_json(os.path.join(report["path"], "metadata.json"))["created"]
 
     def boom(*args, **kwargs):
         raise RuntimeError("killed")
@@ -266,7 +266,7 @@ def test_failed_export_leaves_nothing_and_reexport_replaces(tmp_path, monkeypatc
     with pytest.raises(RuntimeError, match="killed"):
         export.export_run(run_dir, out, data=data, log=lambda m: None)
     assert os.listdir(out) == [os.path.basename(report["path"])]  # the old export intact, no temporaries
-    assert io.read_json(os.path.join(report["path"], "metadata.json"))["created"] == stamp
+    assert atomic.read_json(os.path.join(report["path"], "metadata.json"))["created"] == stamp
     assert not os.path.exists(os.path.join(report["path"], "ticket_float.tflite"))
     monkeypatch.undo()
     again = export.export_run(run_dir, out, data=data, level=0, tflite=False, max_examples=4, log=lambda m: None)

@@ -6,8 +6,8 @@ import pytest
 from lth_tf.config import ModelConfig
 from lth_tf.errors import UserError
 from lth_tf.keras import keras, tf
-from lth_tf.models import build_model, xavier_std
-from lth_tf.registry import RegistryPruningPolicy, all_weights, prunable_weights, Selection
+from lth_tf.nets.models import build_model, xavier_std
+from lth_tf.sparsity.registry import RegistryPruningPolicy, all_weights, prunable_weights, Selection
 
 
 @pytest.mark.parametrize("model,classes,expected", [

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from lth_tf.errors import UserError
-from lth_tf.masks import dense_masks, load_masks, save_masks, sparsity_report, validate_masks
-from lth_tf.pruning import prune, prune_global, prune_local, random_masks_like
+from lth_tf.sparsity.masks import dense_masks, load_masks, save_masks, sparsity_report, validate_masks
+from lth_tf.sparsity.pruning import prune, prune_global, prune_local, random_masks_like
 
 
 def _weights(seed=0):

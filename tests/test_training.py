@@ -3,8 +3,8 @@ import pytest
 
 from helpers import synthetic_batches
 from lth_tf.config import ModelConfig, TrainConfig
-from lth_tf.models import build_model
-from lth_tf.pruning import prune_local
+from lth_tf.nets.models import build_model
+from lth_tf.sparsity.pruning import prune_local
 from lth_tf.training import MaskedModel, train
 
 TINY = {"cnn": ModelConfig(model="cnn", embedding_dim=16, filters=8),

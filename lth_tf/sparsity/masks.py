@@ -8,9 +8,9 @@ from typing import Mapping
 
 import numpy as np
 
-from lth_tf import io
+from lth_tf import atomic
 from lth_tf.errors import UserError
-from lth_tf.models import EMBEDDING_LAYER
+from lth_tf.nets.models import EMBEDDING_LAYER
 
 Masks = dict[str, np.ndarray]
 
@@ -20,12 +20,12 @@ def dense_masks(shapes: Mapping[str, tuple]) -> Masks:
 
 
 def save_masks(path: str, masks: Masks) -> None:
-    io.write_npz(path, {name: np.asarray(m, dtype=bool) for name, m in masks.items()})
+    atomic.write_npz(path, {name: np.asarray(m, dtype=bool) for name, m in masks.items()})
 
 
 def load_masks(path: str) -> Masks:
     try:
-        arrays = io.read_npz(path)
+        arrays = atomic.read_npz(path)
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: cannot read masks ({e}); expected an .npz of boolean arrays") from None
     bad = [k for k, v in arrays.items() if v.dtype != bool]

@@ -140,10 +140,10 @@ def _lstm(cfg: ModelConfig, input_dim: int, seeds: _Seeds, return_sequences: boo
 
 def build_lstm(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
                embedding_matrix=None, fast_lstm: bool = False) -> keras.Model:
-    """fast_lstm: lth_tf.fast_lstm.FastLSTM layers (same weights, names and outputs; faster training on a
+    """fast_lstm: lth_tf.nets.fast_lstm.FastLSTM layers (same weights, names and outputs; faster training on a
     CPU, Keras' cuDNN path on a GPU). Leave it off for exports: the TFLite converter fuses only Keras' LSTM."""
     if fast_lstm:
-        from lth_tf.fast_lstm import FastLSTM as layer_cls
+        from lth_tf.nets.fast_lstm import FastLSTM as layer_cls
     else:
         layer_cls = keras.layers.LSTM
     seeds = _Seeds(seed)

@@ -357,7 +357,7 @@ def _fast_layer(layer, cpu_impl: str, fuse: bool):
 def with_fast_lstm(model: keras.Model, cpu_impl: str = "hoisted", fuse: bool = False) -> keras.Model:
     """A model computing what `model` computes, its (Bidirectional) LSTM layers replaced by FastLSTM with
     copies of their weights; every other layer is shared with `model`. Layer and weight names are kept,
-    so `lth_tf.registry` names the prunable weights exactly as for `model`. `fuse`: Bidirectional layers
+    so `lth_tf.sparsity.registry` names the prunable weights exactly as for `model`. `fuse`: Bidirectional layers
     become FastBidirectional (both directions in one loop)."""
     clone = keras.models.clone_model(model, clone_function=lambda layer: _fast_layer(layer, cpu_impl, fuse))
     clone.set_weights(model.get_weights())

@@ -12,7 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from lth_tf.errors import UserError
-from lth_tf.masks import Masks
+from lth_tf.sparsity.masks import Masks
 
 
 def _check(masks: Mapping, weights: Mapping, fraction: float) -> None:

@@ -17,7 +17,7 @@ import tensorflow_model_optimization as tfmot
 
 from lth_tf.errors import UserError
 from lth_tf.keras import keras, tf
-from lth_tf.models import EMBEDDING_LAYER, OUTPUT_LAYER
+from lth_tf.nets.models import EMBEDDING_LAYER, OUTPUT_LAYER
 
 PrunableLayer = tfmot.sparsity.keras.PrunableLayer
 
@@ -59,7 +59,7 @@ def weights_of(layer) -> list[tuple[str, tf.Variable]]:
             return getter(layer)
     if layer.weights:
         raise UserError(f"layer {layer.name!r} ({type(layer).__name__}) has weights but is not in the pruning "
-                        f"registry: add it to lth_tf.registry.REGISTRY or implement tfmot's PrunableLayer")
+                        f"registry: add it to lth_tf.sparsity.registry.REGISTRY or implement tfmot's PrunableLayer")
     return []
 
 

@@ -1,0 +1,1 @@
+"""What can be pruned (registry), masks as {name: bool array}, and pruning as pure functions."""
