@@ -1,33 +1,88 @@
-"""Typed hyperparameters: one frozen dataclass per concern, each field carrying its help text.
+"""Typed hyperparameters: one frozen dataclass per concern, each field with its help text, its choices or
+range, and the condition under which it applies. This module is the one place settings are checked
+(`RunConfig.validate`, before any data is read or any directory made) and the one place a run's identity
+is defined (`RunConfig.identity`: the settings after defaults are resolved, whatever their spelling).
 
-The CLI's absl flags are generated from these fields (see `lth_tf.flags_def`), and a run's directory is
-named from a hash of the fields that differ from their defaults (open_lth's convention), so the same
-settings always find the same directory again.
+The command line's absl flags are generated from these fields (`lth_tf.cli`).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from lth_tf.errors import UserError
 
 DATASETS = ("imdb", "ag_news", "imdb_sample", "ag_news_sample")
 MODELS = ("cnn", "lstm")
-# Branches of every pruned level. `ticket` trains the IMP trajectory itself; the rest are controls that
-# reuse its mask (or its sparsity) and never feed back into it, except `study_random`, which is a
-# trajectory of its own, re-initialised every round, as the study's "random" mode did.
-BRANCHES = ("ticket", "reinit", "random_mask", "study_random")
+BRANCHES = ("ticket", "reinit", "random_mask", "study_random")  # described in lth_tf.lottery.branches
+STRATEGIES = ("local", "global")
 
-
-# Settings that only say how much of an experiment to run: they do not name the run directory.
+# Settings that say how much of an experiment to run, or where things live: they do not name the run,
+# so asking for more levels, replicates or branches extends the same run.
 EXTENDING_SETTINGS = ("data.cache_dir", "experiment.replicates", "experiment.branches", "prune.levels")
+# Where the data was read from does not name the run either: the data's content does (lth_tf.rundir).
+LOCATION_SETTINGS = ("data.data_dir", "data.glove_path")
 
 
-def param(default: Any, help: str, choices: tuple | None = None) -> Any:  # noqa: A002 (absl's name)
-    return field(default=default, metadata={"help": help, "choices": choices})
+def param(default: Any, help: str, choices: tuple | None = None, low: float | None = None,  # noqa: A002
+          high: float | None = None, open_low: bool = False, open_high: bool = False,
+          applies: Callable[["RunConfig"], bool] | None = None, when: str = "") -> Any:
+    """A setting: `choices` or a range [low, high] (open ends with open_low/open_high), and `applies`:
+    whether the setting means anything given the others (`when` says so in words, for messages)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "low": low, "high": high,
+                                            "open_low": open_low, "open_high": open_high,
+                                            "applies": applies, "when": when})
+
+
+def _cnn(c: "RunConfig") -> bool:
+    return c.model.model == "cnn"
+
+
+def _lstm(c: "RunConfig") -> bool:
+    return c.model.model == "lstm"
+
+
+@dataclass(frozen=True, order=True)
+class Step:
+    """A point in a level's training, as open_lth writes it: '<n>ep<m>it' = n epochs plus m iterations."""
+    epochs: int = 0
+    iterations: int = 0
+
+    @classmethod
+    def parse(cls, text: str, flag: str = "--rewind_step") -> "Step":
+        m = re.fullmatch(r"\s*(?:(\d+)ep)?\s*(?:(\d+)it)?\s*", text or "")
+        if not text or not m or (m.group(1) is None and m.group(2) is None):
+            raise UserError(f"{flag}={text!r}: write '<n>it', '<n>ep' or '<n>ep<m>it', e.g. 438it or 1ep")
+        return cls(int(m.group(1) or 0), int(m.group(2) or 0))
+
+    def iteration(self, steps_per_epoch: int) -> int:
+        return self.epochs * steps_per_epoch + self.iterations
+
+    def __str__(self) -> str:
+        if self.epochs and self.iterations:
+            return f"{self.epochs}ep{self.iterations}it"
+        return f"{self.epochs}ep" if self.epochs else f"{self.iterations}it"
+
+
+@dataclass(frozen=True)
+class Rewind:
+    """Where the survivors of a pruned level start: `step` of level 0's training (Step() = θ0, the winning
+    ticket; later = late rewinding), or, with `end`, the weights at the END of dense training (fine-tuning,
+    which is not rewinding)."""
+    step: Step = Step()
+    end: bool = False
+
+    def describe(self) -> str:
+        if self.end:
+            return "prune and fine-tune from the end of dense training (--finetune)"
+        if self.step == Step():
+            return "winning ticket: survivors reset to θ0"
+        return f"late rewinding to {self.step} of level 0 (--late_rewind)"
 
 
 @dataclass(frozen=True)
@@ -36,12 +91,14 @@ class DataConfig:
     data_dir: str = param("", "Local data: an aclImdb folder or archive, the 50k-review IMDb CSV, a folder "
                               "with AG News train.csv/test.csv, or a prepared tensorflow-datasets directory.")
     split: str = param("study", "IMDb split: 'study' pools all 50,000 reviews and splits 40,000/10,000; "
-                                "'official' keeps the 25,000/25,000 split.", ("study", "official"))
-    valid_fraction: float = param(0.3, "Fraction of the training split held out for validation.")
-    split_seed: int = param(0, "Seed of the train/test and train/validation splits.")
+                                "'official' keeps the 25,000/25,000 split.", ("study", "official"),
+                       applies=lambda c: c.data.dataset == "imdb", when="--dataset=imdb")
+    valid_fraction: float = param(0.3, "Fraction of the training split held out for validation.",
+                                  low=0.0, high=1.0, open_low=True, open_high=True)
+    split_seed: int = param(0, "Seed of the train/test and train/validation splits.", low=0)
     vocab_size: int = param(0, "Most frequent training tokens kept (plus <pad> and <unk>); 0 = the study's "
-                               "value for the model (50,000 CNN, 25,000 LSTM).")
-    max_len: int = param(0, "Truncate texts to this many tokens; 0 = no cap (the study's).")
+                               "value for the model (50,000 CNN, 25,000 LSTM).", low=0)
+    max_len: int = param(0, "Truncate texts to this many tokens; 0 = no cap (the study's).", low=0)
     cache_dir: str = param("", "Where tokenised datasets are cached; empty = ~/.cache/lth_tf.")
     glove_path: str = param("", "GloVe-format text file (.txt, .gz, .xz or .zip) for the embedding; "
                                 "empty = trained from a random init.")
@@ -53,12 +110,13 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     model: str = param("cnn", "Network: Kim-style CNN or 2-layer bidirectional LSTM.", MODELS)
-    embedding_dim: int = param(100, "Embedding size (a GloVe file imposes its own).")
-    filters: int = param(100, "CNN: filters per width.")
-    filter_sizes: str = param("3,4,5", "CNN: comma-separated filter widths.")
-    hidden: int = param(256, "LSTM: hidden units per direction.")
-    lstm_layers: int = param(2, "LSTM: stacked bidirectional layers.")
-    dropout: float = param(0.5, "Dropout rate.")
+    embedding_dim: int = param(100, "Embedding size (a GloVe file imposes its own).", low=1,
+                               applies=lambda c: not c.data.glove_path, when="no --glove_path")
+    filters: int = param(100, "CNN: filters per width.", low=1, applies=_cnn, when="--model=cnn")
+    filter_sizes: str = param("3,4,5", "CNN: comma-separated filter widths.", applies=_cnn, when="--model=cnn")
+    hidden: int = param(256, "LSTM: hidden units per direction.", low=1, applies=_lstm, when="--model=lstm")
+    lstm_layers: int = param(2, "LSTM: stacked bidirectional layers.", low=1, applies=_lstm, when="--model=lstm")
+    dropout: float = param(0.5, "Dropout rate.", low=0.0, high=1.0, open_high=True)
     init: str = param("study", "'study': Xavier normal with PyTorch fans, orthogonal recurrent kernels, zero "
                                "biases, N(0,1) embedding; 'keras': Keras defaults.", ("study", "keras"))
 
@@ -74,10 +132,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class PruneConfig:
-    levels: int = param(20, "Pruning levels after the dense level 0.")
-    prune_fraction: float = param(0.2, "Fraction of the surviving weights pruned at each level.")
+    levels: int = param(20, "Pruning levels after the dense level 0.", low=0)
+    prune_fraction: float = param(0.2, "Fraction of the surviving weights pruned at each level.",
+                                  low=0.0, high=1.0, open_low=True, open_high=True)
     strategy: str = param("local", "'local': every tensor loses the fraction; 'global': one threshold over "
-                                   "all prunable weights.", ("local", "global"))
+                                   "all prunable weights.", STRATEGIES)
     prune_bias: bool = param(True, "Prune biases (the study did).")
     prune_embedding: bool = param(True, "Prune the embedding (the study did).")
     prune_output: bool = param(True, "Prune the output layer (the study did).")
@@ -85,11 +144,12 @@ class PruneConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = param(20, "Maximum epochs per level.")
-    learning_rate: float = param(5e-3, "Adam learning rate (a fresh Adam every level).")
-    batch_size: int = param(64, "Batch size.")
+    epochs: int = param(20, "Maximum epochs per level.", low=1)
+    learning_rate: float = param(5e-3, "Adam learning rate (a fresh Adam every level).", low=0.0, open_low=True)
+    batch_size: int = param(64, "Batch size.", low=1)
     patience: int = param(2, "Early stopping on validation loss: epochs without improvement before stopping; "
-                             "the best epoch's weights are kept. 0 = no early stopping, keep the last epoch.")
+                             "the best epoch's weights are kept. 0 = no early stopping, keep the last epoch.",
+                          low=0)
     bucket: bool = param(True, "Batch texts of similar length together (less padding).")
 
 
@@ -99,12 +159,16 @@ class ExperimentConfig:
     late_rewind: bool = param(False, "Rewind survivors to the weights at --rewind_step of level 0's training "
                                      "(Frankle et al. 2019) instead of the initial weights.")
     rewind_step: str = param("1ep", "Rewind point for --late_rewind: '<n>it' (iterations), '<n>ep' (epochs) "
-                                    "or '<n>ep<m>it'.")
+                                    "or '<n>ep<m>it'.", applies=lambda c: c.experiment.late_rewind,
+                             when="--late_rewind")
     finetune: bool = param(False, "Instead of rewinding, restart every level from the weights at the END of "
                                   "dense training with a fresh Adam (prune and fine-tune): what the study's "
                                   "'late rewinding' table actually did. Not late rewinding.")
-    replicates: int = param(1, "Independent seeds of the whole experiment.")
-    seed: int = param(0, "Seed of replicate 0; replicate r uses seed + r.")
+    replicates: int = param(1, "Independent seeds of the whole experiment.", low=1)
+    seed: int = param(0, "Seed of replicate 0; replicate r uses seed + r.", low=0)
+
+
+SECTIONS = ("data", "model", "prune", "train", "experiment")
 
 
 @dataclass(frozen=True)
@@ -115,27 +179,31 @@ class RunConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     experiment: ExperimentConfig = dataclasses.field(default_factory=ExperimentConfig)
 
-    SECTIONS = ("data", "model", "prune", "train", "experiment")
+    SECTIONS = SECTIONS
+
+    # --- reading the settings -----------------------------------------------------------------------
+    def fields(self):
+        """(section, field, value) for every setting."""
+        for section in SECTIONS:
+            value = getattr(self, section)
+            for f in dataclasses.fields(value):
+                yield section, f, getattr(value, f.name)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {s: dataclasses.asdict(getattr(self, s)) for s in self.SECTIONS}
+        return {s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, dict[str, Any]]) -> "RunConfig":
+        kwargs = {}
+        for section in SECTIONS:
+            klass = type(getattr(cls(), section))
+            known = {f.name for f in dataclasses.fields(klass)}
+            kwargs[section] = klass(**{k: v for k, v in d.get(section, {}).items() if k in known})
+        return cls(**kwargs)
 
     def non_default(self) -> dict[str, Any]:
-        """Settings that differ from the defaults, as flat `section.name` keys (what names the run)."""
-        out = {}
-        for section in self.SECTIONS:
-            value, default = getattr(self, section), type(getattr(self, section))()
-            for f in dataclasses.fields(value):
-                if getattr(value, f.name) != getattr(default, f.name):
-                    out[f"{section}.{f.name}"] = getattr(value, f.name)
-        return out
-
-    def run_hash(self) -> str:
-        """Names the run directory. Settings that do not change results (where the cache lives, how many
-        replicates, levels or branches are asked for) are left out, so asking for more extends the run."""
-        keys = {k: v for k, v in self.non_default().items() if k not in EXTENDING_SETTINGS}
-        blob = json.dumps(keys, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:10]
+        """Settings that differ from the defaults, as flat `section.name` keys."""
+        return {f"{s}.{f.name}": v for s, f, v in self.fields() if v != f.default}
 
     def branch_list(self) -> list[str]:
         names = [b.strip() for b in self.experiment.branches.split(",") if b.strip()]
@@ -147,11 +215,69 @@ class RunConfig:
             names.insert(0, "ticket")  # every other branch needs the ticket's masks
         return list(dict.fromkeys(names))
 
-    @classmethod
-    def from_dict(cls, d: dict[str, dict[str, Any]]) -> "RunConfig":
-        kwargs = {}
-        for section in cls.SECTIONS:
-            klass = type(getattr(cls(), section))
-            known = {f.name for f in dataclasses.fields(klass)}
-            kwargs[section] = klass(**{k: v for k, v in d.get(section, {}).items() if k in known})
-        return cls(**kwargs)
+    def rewind(self) -> Rewind:
+        e = self.experiment
+        if e.finetune:
+            return Rewind(end=True)
+        return Rewind(Step.parse(e.rewind_step)) if e.late_rewind else Rewind()
+
+    # --- the one validation -------------------------------------------------------------------------
+    def validate(self) -> list[str]:
+        """Raise UserError naming the flag for any setting that cannot work; return notes on settings that
+        do not apply (they are ignored, and `identity` leaves them out)."""
+        for section, f, value in self.fields():
+            _check_field(f, value)
+        self.model.widths()
+        self.branch_list()
+        e = self.experiment
+        if e.late_rewind and e.finetune:
+            raise UserError("--late_rewind and --finetune exclude each other: choose one")
+        self.rewind()
+        notes = []
+        for section, f, value in self.fields():
+            applies = f.metadata["applies"]
+            if applies and value != f.default and not applies(self):
+                notes.append(f"--{f.name}={value} applies only with {f.metadata['when']}: ignored")
+        return notes
+
+    # --- identity -----------------------------------------------------------------------------------
+    def resolved(self) -> "RunConfig":
+        """The settings as they act: defaults resolved (vocabulary 0 -> the study's size), settings that do
+        not apply set back to their defaults."""
+        sections = {s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}
+        for section, f, value in self.fields():
+            applies = f.metadata["applies"]
+            if applies and not applies(self):
+                sections[section][f.name] = f.default
+        sections["data"]["vocab_size"] = self.data.resolved_vocab_size(self.model.model)
+        return RunConfig.from_dict(sections)
+
+    def identity(self) -> dict[str, Any]:
+        """What names a run: the resolved settings, less how much to run and where the data lives (the data
+        enters the identity by its content, see lth_tf.rundir)."""
+        flat = {f"{s}.{f.name}": v for s, f, v in self.resolved().fields()}
+        return {k: v for k, v in flat.items() if k not in EXTENDING_SETTINGS + LOCATION_SETTINGS}
+
+    def legacy_hash(self) -> str:
+        """How runs were named before 0.2: a hash of the settings as spelled. Kept to find those runs."""
+        keys = {k: v for k, v in self.non_default().items() if k not in EXTENDING_SETTINGS}
+        return _digest(keys)
+
+
+def _digest(obj: Any, n: int = 10) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def _check_field(f: dataclasses.Field, value: Any) -> None:
+    m = f.metadata
+    flag = f"--{f.name}={value!r}" if isinstance(value, str) else f"--{f.name}={value}"
+    if m["choices"] and value not in m["choices"]:
+        raise UserError(f"{flag}: choose from {', '.join(m['choices'])}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{flag}: must be a finite number")
+    low, high = m["low"], m["high"]
+    if low is not None and (value <= low if m["open_low"] else value < low):
+        raise UserError(f"{flag}: must be {'above' if m['open_low'] else 'at least'} {low:g}"
+                        + (f" and {'below' if m['open_high'] else 'at most'} {high:g}" if high is not None else ""))
+    if high is not None and (value >= high if m["open_high"] else value > high):
+        raise UserError(f"{flag}: must be {'below' if m['open_high'] else 'at most'} {high:g}")

@@ -7,12 +7,11 @@ from __future__ import annotations
 import csv
 import io as _io
 import os
-import shutil
 from collections import defaultdict
 
 import numpy as np
 
-from lth_tf import atomic
+from lth_tf import atomic, rundir
 from lth_tf.config import RunConfig
 
 RECORD_FIELDS = ("replicate", "branch", "level", "sparsity", "sparsity_without_embedding", "remaining",
@@ -48,6 +47,15 @@ def _curves(recs: list[dict]) -> dict[str, dict[int, list[dict]]]:
     return curves
 
 
+def choose_level(recs: list[dict], replicate: int, branch: str = "ticket") -> int | None:
+    """The ticket rule: among the pruned levels (>= 1) of one replicate and branch, the one with the highest
+    VALIDATION accuracy (ties: the sparser); None if no pruned level finished. Test accuracy never chooses."""
+    candidates = [r for r in recs if r["replicate"] == replicate and r["branch"] == branch and r["level"] >= 1]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda r: (r["valid_accuracy"], r["level"]))["level"]
+
+
 def _ms(values) -> str:
     values = np.asarray(values, float) * 100
     return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}" if len(values) > 1 else f"{values.mean():.2f}"
@@ -73,9 +81,9 @@ def summarise(cfg: RunConfig, recs: list[dict]) -> str:
     if pruned:
         chosen = []
         for rep in replicates:
-            candidates = [r for lvl, rs in pruned.items() for r in rs if r["replicate"] == rep]
-            if candidates:
-                chosen.append(max(candidates, key=lambda r: (r["valid_accuracy"], r["level"])))
+            level = choose_level(recs, rep)
+            if level is not None:
+                chosen += [r for r in pruned[level] if r["replicate"] == rep]
         lines.append(f"- Ticket chosen by validation accuracy: test {_ms([c['test_accuracy'] for c in chosen])}% "
                      f"at sparsity {_ms([c['sparsity'] for c in chosen])}% "
                      f"(levels {', '.join(str(c['level']) for c in chosen)})")
@@ -141,7 +149,7 @@ def plot(recs: list[dict], run_dir: str) -> list[str]:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    paths.append(_save(fig, os.path.join(run_dir, "accuracy_vs_sparsity.png")))
+    paths.append(_save(fig, os.path.join(run_dir, rundir.ACCURACY_PLOT)))
     plt.close(fig)
 
     ticket = [r for r in recs if r["branch"] == "ticket" and r["replicate"] == 0]
@@ -154,7 +162,7 @@ def plot(recs: list[dict], run_dir: str) -> list[str]:
     ax.set_title("sparsity per tensor (ticket, replicate 0)")
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    paths.append(_save(fig, os.path.join(run_dir, "sparsity_per_tensor.png")))
+    paths.append(_save(fig, os.path.join(run_dir, rundir.SPARSITY_PLOT)))
     plt.close(fig)
     return paths
 
@@ -168,18 +176,14 @@ def _save(fig, path: str) -> str:
 def tensorboard(recs: list[dict], run_dir: str) -> None:
     from lth_tf.keras import tf
 
-    final = os.path.join(run_dir, "tensorboard")
-    tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for (rep, branch), rs in _group(recs).items():
-        writer = tf.summary.create_file_writer(os.path.join(tmp, f"r{rep}", branch))
-        with writer.as_default():
-            for r in sorted(rs, key=lambda r: r["level"]):
-                for key in ("valid_accuracy", "test_accuracy", "valid_loss", "sparsity"):
-                    tf.summary.scalar(key, r[key], step=r["level"])
-        writer.close()
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic.atomic_dir(os.path.join(run_dir, rundir.TENSORBOARD)) as tmp:
+        for (rep, branch), rs in _group(recs).items():
+            writer = tf.summary.create_file_writer(os.path.join(tmp, f"r{rep}", branch))
+            with writer.as_default():
+                for r in sorted(rs, key=lambda r: r["level"]):
+                    for key in ("valid_accuracy", "test_accuracy", "valid_loss", "sparsity"):
+                        tf.summary.scalar(key, r[key], step=r["level"])
+            writer.close()
 
 
 def _group(recs):
@@ -189,17 +193,15 @@ def _group(recs):
     return groups
 
 
-def write_report(run_dir: str, cfg: RunConfig, metrics: list[dict], log=print) -> None:
+def write_report(run: rundir.RunDir, cfg: RunConfig, metrics: list[dict], log=print) -> None:
     recs = records(metrics)
-    atomic.write_json(os.path.join(run_dir, "results.json"), {"settings": cfg.to_dict(), "records": recs})
     buf = _io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(RECORD_FIELDS))
     writer.writeheader()
     for r in recs:
         writer.writerow({k: r[k] for k in RECORD_FIELDS})
-    atomic.write_text(os.path.join(run_dir, "results.csv"), buf.getvalue())
     summary = summarise(cfg, recs)
-    atomic.write_text(os.path.join(run_dir, "summary.md"), summary)
-    plot(recs, run_dir)
-    tensorboard(recs, run_dir)
+    run.write_results({"settings": cfg.to_dict(), "records": recs}, buf.getvalue(), summary)
+    plot(recs, run.path)
+    tensorboard(recs, run.path)
     log(summary)

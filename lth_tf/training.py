@@ -1,9 +1,15 @@
 """Masked training: pruned weights stay exactly 0.0 through every optimizer step.
 
-`MaskedModel` holds one mask variable per prunable weight. After every optimizer update the train step
-multiplies each prunable weight by its mask inside the same `tf.function` (what a Keras constraint
-does, but for every tensor kind, biases, embedding and recurrent kernels included), so no step ever
-leaves the device and Adam's momentum cannot revive a dead weight.
+`MaskedModel` holds one mask variable per prunable weight and masks the GRADIENTS inside the compiled
+train step. Re-masking the weights after every update (what a Keras constraint does) gives the same
+trained weights bit for bit with Adam (no weight decay, no clipping), provided the pruned weights are
+zero and Adam's moments are zero at the pruned positions when training starts, which `train` ensures (a
+fresh Adam every level, masks applied to the weights by `set_masks`/`restore`): at a pruned position the
+gradient is always 0, so m and v stay 0 and Adam's update m_hat / (sqrt(v_hat) + eps) is exactly 0. It
+is cheaper: the embedding's gradient is an `IndexedSlices` of the looked-up rows, so only those rows of
+its mask are gathered, instead of a dense read-multiply-write of the whole [vocab, dim] table every
+step. The padding row's gradient is zeroed the same way, so it stays zero like PyTorch's `padding_idx`.
+`tests/oracles.py` keeps the re-masking step as the oracle this is tested against.
 
 `train` runs one level: a fresh Adam, E epochs, early stopping on validation loss with patience (the
 counter resets on improvement) restoring the best epoch, and snapshots of the weights at requested
@@ -99,25 +105,47 @@ class MaskedModel:
         return {"loss": loss_sum / n, "accuracy": correct / n, "n": n}
 
     def make_train_step(self, optimizer: keras.optimizers.Optimizer, totals: tf.Variable):
-        """A compiled step: forward, backward, Adam update, re-mask; accumulates (loss, correct, n)."""
+        """A compiled step: forward, backward, masked gradients, Adam update; accumulates (loss, correct, n)."""
         variables = self.model.trainable_variables
+        mask_of = {id(var): mask for var, mask in self._pairs}
+        gradient_masks = [mask_of.get(id(v)) for v in variables]
+        self.apply_masks()  # the precondition (module docstring): pruned weights and the padding row are zero
 
         def step(ids, labels):
             with tf.GradientTape() as tape:
                 logits = self.model(ids, training=True)
                 per_sample = self._batch_loss(labels, logits)
                 loss = tf.reduce_mean(per_sample)
-            self._apply_update(optimizer, variables, tape.gradient(loss, variables))
+            grads = tape.gradient(loss, variables)
+            self._apply_update(optimizer, variables, grads, gradient_masks)
             correct = tf.reduce_sum(tf.cast(tf.equal(predictions(logits, self.num_classes), labels), tf.float32))
             totals.assign_add(tf.stack([tf.reduce_sum(per_sample), correct,
                                         tf.cast(tf.shape(labels)[0], tf.float32)]))
 
         return tf.function(step, input_signature=BATCH_SIGNATURE, reduce_retracing=True)
 
-    def _apply_update(self, optimizer, variables, grads) -> None:
-        """The optimizer step, then pruned weights back to zero (subclasses may mask the gradients instead)."""
+    def _apply_update(self, optimizer, variables, grads, gradient_masks) -> None:
+        grads = [self._masked_gradient(v, g, m) for v, g, m in zip(variables, grads, gradient_masks)]
         optimizer.apply_gradients(zip(grads, variables))
-        self.apply_masks()
+
+    def _masked_gradient(self, var, grad, mask):
+        is_embedding = self._embedding is not None and var is self._embedding
+        if grad is None or (mask is None and not is_embedding):
+            return grad
+        if isinstance(grad, tf.IndexedSlices):
+            values = grad.values
+            if mask is not None:
+                values = values * tf.gather(mask, grad.indices)
+            if is_embedding:
+                values = values * tf.cast(tf.not_equal(grad.indices, PAD_ID), values.dtype)[:, None]
+            return tf.IndexedSlices(values, grad.indices, grad.dense_shape)
+        if mask is not None:
+            grad = grad * mask
+        if is_embedding:
+            keep = tf.tensor_scatter_nd_update(tf.ones([var.shape[0], 1], grad.dtype), [[PAD_ID]],
+                                               tf.zeros([1, 1], grad.dtype))
+            grad = grad * keep
+        return grad
 
 
 @dataclasses.dataclass

@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from lth_tf.lottery import parse_step, plan, Task
+from lth_tf.config import Step
+from lth_tf.lottery import Task, plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--dataset=imdb_sample", "--model=cnn", "--vocab_size=2000", "--embedding_dim=8", "--filters=4",
@@ -34,10 +35,11 @@ def comparable(records):
 
 
 def test_parse_step_and_plan():
-    assert parse_step("0it", 100) == 0 and parse_step("438it", 100) == 438
-    assert parse_step("1ep", 438) == 438 and parse_step("2ep5it", 10) == 25
+    assert Step.parse("0it").iteration(100) == 0 and Step.parse("438it").iteration(100) == 438
+    assert Step.parse("1ep").iteration(438) == 438 and Step.parse("2ep5it").iteration(10) == 25
+    assert str(Step.parse("2ep5it")) == "2ep5it" and Step.parse("1ep") == Step(epochs=1)
     with pytest.raises(Exception, match="rewind_step"):
-        parse_step("3 epochs", 10)
+        Step.parse("3 epochs")
     tasks = plan(2, ["ticket", "reinit"], 2)
     assert tasks[0] == Task(0, 0, "ticket") and len(tasks) == 2 * (1 + 2 * 2)
 

@@ -9,6 +9,7 @@ from typing import Mapping
 import numpy as np
 
 from lth_tf import atomic
+from lth_tf.atomic import DamagedFile
 from lth_tf.errors import UserError
 from lth_tf.nets.models import EMBEDDING_LAYER
 
@@ -24,13 +25,11 @@ def save_masks(path: str, masks: Masks) -> None:
 
 
 def load_masks(path: str) -> Masks:
-    try:
-        arrays = atomic.read_npz(path)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: cannot read masks ({e}); expected an .npz of boolean arrays") from None
+    """Masks from an .npz; FileNotFoundError if absent, DamagedFile if unreadable or not boolean."""
+    arrays = atomic.read_npz(path)
     bad = [k for k, v in arrays.items() if v.dtype != bool]
     if bad:
-        raise UserError(f"{path}: mask arrays must be boolean, not {arrays[bad[0]].dtype} ({bad[0]})")
+        raise DamagedFile(path, f"mask arrays must be boolean, not {arrays[bad[0]].dtype} ({bad[0]})")
     return arrays
 
 

@@ -11,6 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
+from lth_tf import config
 from lth_tf.errors import UserError
 from lth_tf.sparsity.masks import Masks
 
@@ -59,6 +60,7 @@ def prune_global(masks: Masks, weights: Mapping[str, np.ndarray], fraction: floa
 
 
 STRATEGIES = {"local": prune_local, "global": prune_global}
+assert tuple(STRATEGIES) == config.STRATEGIES, "config.STRATEGIES (the flag's choices) must list these"
 
 
 def prune(masks: Masks, weights: Mapping[str, np.ndarray], fraction: float, strategy: str = "local") -> Masks:

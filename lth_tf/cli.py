@@ -1,0 +1,102 @@
+"""What every command of lth_tf shares: flags generated from the config dataclasses, help and version, and
+one error policy. A user's mistake prints one line (`error: ...`) and exits 2, before TensorFlow loads
+where it can; Ctrl-C prints where the run stopped and exits 130; a full disk names the file and exits 1.
+"""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import sys
+from typing import Callable
+
+from absl import app, flags
+
+import lth_tf
+from lth_tf.config import SECTIONS, RunConfig
+from lth_tf.errors import UserError
+
+FLAGS = flags.FLAGS
+EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
+
+
+class Interrupted(Exception):
+    """Ctrl-C, with where it struck and how to resume."""
+
+
+def define_config_flags() -> None:
+    for section in SECTIONS:
+        for f in dataclasses.fields(type(getattr(RunConfig(), section))):
+            if f.name in FLAGS:
+                continue
+            help_text, choices = f.metadata["help"], f.metadata.get("choices")
+            if isinstance(f.default, bool):
+                flags.DEFINE_boolean(f.name, f.default, help_text)
+            elif isinstance(f.default, int):
+                flags.DEFINE_integer(f.name, f.default, help_text)
+            elif isinstance(f.default, float):
+                flags.DEFINE_float(f.name, f.default, help_text)
+            else:
+                flags.DEFINE_string(f.name, f.default, help_text + (f" One of: {', '.join(choices)}." if choices else ""))
+
+
+def config_from_flags() -> RunConfig:
+    sections = {}
+    for section in SECTIONS:
+        klass = type(getattr(RunConfig(), section))
+        sections[section] = klass(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(klass)})
+    return RunConfig(**sections)
+
+
+def _usage(module: str, summary: str) -> str:
+    return f"{summary}\n\nUsage: python -m {module} [--flag=value ...] [--flagfile=FILE]\n"
+
+
+def _parser(module: str, summary: str) -> Callable[[list[str]], list[str]]:
+    def parse(argv: list[str]) -> list[str]:
+        args = argv[1:]
+        if any(a in ("-h", "--help", "--helpshort", "-?") for a in args):
+            print(_usage(module, summary))
+            print(FLAGS.module_help(sys.modules[module]) if module in sys.modules else FLAGS.main_module_help())
+            sys.exit(0)
+        if "--version" in args:
+            print(f"lth_tf {lth_tf.__version__}")
+            sys.exit(0)
+        try:
+            rest = FLAGS(argv)
+        except flags.Error as e:
+            print(f"error: {str(e).splitlines()[0]} (see --help)", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+        if len(rest) > 1:
+            print(f"error: unexpected arguments {rest[1:]}: every setting is a --flag (see --help)", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+        return rest
+    return parse
+
+
+def _with_errors(main: Callable[[], int]) -> Callable[[list[str]], int]:
+    def wrapped(argv) -> int:
+        try:
+            return main()
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+        except Interrupted as e:
+            print(f"interrupted {e}", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt:
+            print("interrupted: rerun the same command to resume", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+                raise
+            where = e.filename or "the output directory"
+            print(f"error: cannot write {where} ({os.strerror(e.errno)}): free space or fix permissions, then "
+                  f"rerun the same command to resume (finished results are kept)", file=sys.stderr)
+            sys.exit(1)
+    return wrapped
+
+
+def run_command(module: str, summary: str, main: Callable[[], int]) -> None:
+    """Parse the flags and run `main()` under the error policy (absl's `app.run`, our parser)."""
+    app.run(_with_errors(main), flags_parser=_parser(module, summary))

@@ -1,0 +1,129 @@
+"""Iterative magnitude pruning, one (replicate, level, branch) task at a time.
+
+Level 0 trains the dense network from θ0 and records the rewind point. A task at level L >= 1 takes its
+mask from the branch table (lth_tf.lottery.branches): a trajectory prunes its own level L-1's trained
+weights, the controls borrow the ticket's mask or its sparsity; it starts from the rewind point or a
+fresh init, and trains. Each task reads its inputs from the run directory and writes its outputs there
+atomically, `metrics.json` last: a task whose metrics exist is done, so a rerun resumes, and tasks whose
+inputs exist can run anywhere, in any order (lth_tf.lottery.tasks gives the graph).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+from lth_tf.atomic import DamagedFile
+from lth_tf.config import RunConfig
+from lth_tf.data import PreparedData, make_dataset
+from lth_tf.errors import UserError
+from lth_tf.keras import keras
+from lth_tf.lottery.branches import BRANCHES
+from lth_tf.lottery.tasks import dense, derive_seed, mask_parent
+from lth_tf.nets.models import build_model
+from lth_tf.rundir import RunDir, Task
+from lth_tf.sparsity import masks as masks_lib
+from lth_tf.sparsity.pruning import prune, random_masks_like
+from lth_tf.sparsity.registry import Selection
+from lth_tf.training import MaskedModel, train
+
+
+class Experiment:
+    """What every task of one run needs: its settings, data and run directory."""
+
+    def __init__(self, cfg: RunConfig, run: RunDir, data: PreparedData, embedding_matrix=None,
+                 log=print, progress: bool = True):
+        self.cfg, self.run_dir, self.data, self.log, self.progress = cfg, run, data, log, progress
+        self.embedding_matrix = embedding_matrix
+        self.steps_per_epoch = math.ceil(len(data.train) / cfg.train.batch_size)
+        self.rewind = cfg.rewind()
+        p = cfg.prune
+        self.selection = Selection(bias=p.prune_bias, embedding=p.prune_embedding, output=p.prune_output)
+
+    def seed(self, r: int) -> int:
+        return self.cfg.experiment.seed + r
+
+    def model(self, r: int) -> MaskedModel:
+        """A freshly built model for every task: Keras layers carry random-generator state from one training
+        to the next, and a task must give the same numbers whether it runs after others or alone."""
+        keras.backend.clear_session()
+        return self.build(self.seed(r))
+
+    def build(self, seed: int) -> MaskedModel:
+        keras_model = build_model(self.cfg.model, len(self.data.vocab), self.data.num_classes, seed,
+                                  self.embedding_matrix, fast_lstm=True)
+        return MaskedModel(keras_model, self.data.num_classes, self.selection)
+
+    def batches(self, split, seed=None):
+        return make_dataset(split, self.cfg.train.batch_size, shuffle_seed=seed, bucket=self.cfg.train.bucket,
+                            max_len=self.cfg.data.max_len)
+
+    # --- a task's inputs ------------------------------------------------------------------------------
+    def masks(self, task: Task, shapes: dict) -> masks_lib.Masks:
+        source = BRANCHES[task.branch].mask
+        if task.level == 0:
+            return masks_lib.dense_masks(shapes)
+        if source == "random":
+            ticket = self.masks(Task(task.replicate, task.level, "ticket"), shapes)
+            return random_masks_like(ticket, derive_seed(self.seed(task.replicate), "mask", task.level))
+        parent = mask_parent(task)
+        parent_masks, weights = self.trained_masks(parent, shapes), self.run_dir.read_weights(parent)
+        return prune(parent_masks, {n: weights[n] for n in parent_masks}, self.cfg.prune.prune_fraction,
+                     self.cfg.prune.strategy)
+
+    def trained_masks(self, task: Task, shapes: dict) -> masks_lib.Masks:
+        """The mask a finished task trained under: its mask.npz, or derived again if that is missing."""
+        try:
+            return self.run_dir.read_masks(task)
+        except (FileNotFoundError, DamagedFile):
+            return self.masks(task, shapes)
+
+    def start_weights(self, task: Task) -> dict:
+        r = task.replicate
+        if task.level == 0:
+            return self.build(self.seed(r)).snapshot()  # θ0
+        if BRANCHES[task.branch].start == "fresh":
+            return self.build(derive_seed(self.seed(r), "init", task.level, task.branch)).snapshot()
+        return self.run_dir.read_rewind(r)
+
+    # --- one task: the IMP loop's body ---------------------------------------------------------------
+    def run(self, task: Task) -> dict:
+        r, started = task.replicate, time.perf_counter()
+        mm = self.model(r)
+        task_masks = self.masks(task, mm.shapes)
+        mm.set_masks(task_masks)
+        mm.restore(self.start_weights(task))
+        self.run_dir.write_masks(task, task_masks)
+        seed = derive_seed(self.seed(r), task.level, task.branch)
+        rewind_at = self.rewind_iteration() if task == dense(r) and not self.rewind.end else None
+        result = train(mm, lambda epoch: self.batches(self.data.train, derive_seed(seed, "epoch", epoch)),
+                       lambda: self.batches(self.data.valid), self.cfg.train, seed=seed,
+                       snapshot_steps=[] if rewind_at is None else [rewind_at], log=self.log,
+                       progress=self.progress)
+        if task.level == 0:
+            if rewind_at is not None and rewind_at > result.steps:
+                raise UserError(f"--rewind_step={self.rewind.step} is step {rewind_at}, beyond level 0's "
+                                f"{result.steps} training steps: choose an earlier step")
+            self.run_dir.write_rewind(r, mm.snapshot() if self.rewind.end else result.snapshots[rewind_at])
+        self.run_dir.write_weights(task, mm.snapshot())
+        test = mm.evaluate(self.batches(self.data.test))
+        metrics = task_metrics(task, self.seed(r), task_masks, result, test, time.perf_counter() - started)
+        self.run_dir.write_metrics(task, metrics)
+        return metrics
+
+    def rewind_iteration(self) -> int:
+        return self.rewind.step.iteration(self.steps_per_epoch)
+
+
+def task_metrics(task: Task, seed: int, task_masks, result, test: dict, seconds: float) -> dict:
+    report = masks_lib.sparsity_report(task_masks)
+    return {
+        "replicate": task.replicate, "branch": task.branch, "level": task.level, "seed": seed,
+        "sparsity": report["overall"]["sparsity"],
+        "sparsity_without_embedding": report["without_embedding"]["sparsity"],
+        "remaining": report["overall"]["alive"] / report["overall"]["size"],
+        "sparsity_by_tensor": {n: t["sparsity"] for n, t in report["tensors"].items()},
+        "valid_loss": result.best["valid_loss"], "valid_accuracy": result.best["valid_accuracy"],
+        "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+        "epochs_trained": result.epochs_trained, "best_epoch": result.best_epoch, "steps": result.steps,
+        "seconds": seconds, "history": result.history,
+    }
