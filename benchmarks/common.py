@@ -15,7 +15,7 @@ from lth_tf.config import ModelConfig
 from lth_tf.keras import keras, tf
 from lth_tf.nets.models import build_model
 from lth_tf.sparsity.registry import Selection
-from lth_tf.training import BATCH_SIGNATURE, MaskedModel
+from lth_tf.training import MaskedModel
 
 BATCH = 64
 SPARSITY = 0.2  # masks of the first pruned level (20% of every tensor pruned, at random positions)
@@ -58,9 +58,10 @@ def synthetic_batches(shape: Shape, n: int, seed: int = 0, batch: int = BATCH):
              rng.integers(0, 2, size=(batch,)).astype(np.int32)) for _ in range(n)]
 
 
-def build_keras(shape: Shape, seed: int = 0, init: str = "study") -> keras.Model:
+def build_keras(shape: Shape, seed: int = 0, init: str = "study", fast_lstm: bool = False) -> keras.Model:
+    """The model lth_tf builds for `shape`; fast_lstm: with FastLSTM layers, as lth_tf trains the LSTM."""
     cfg = dataclasses.replace(shape.config(), init=init)
-    return build_model(cfg, shape.vocab, 2, seed)
+    return build_model(cfg, shape.vocab, 2, seed, fast_lstm=fast_lstm)
 
 
 def masked_model(model: keras.Model, cls=MaskedModel, sparsity: float = SPARSITY, seed: int = 0) -> MaskedModel:
@@ -70,22 +71,18 @@ def masked_model(model: keras.Model, cls=MaskedModel, sparsity: float = SPARSITY
     return mm
 
 
-def unmasked_train_step(mm: MaskedModel, optimizer, totals):
-    """`MaskedModel.make_train_step` without the re-masking: the same model, loss, optimizer and bookkeeping."""
-    from lth_tf.nets.models import predictions
-    variables = mm.model.trainable_variables
+class UnmaskedModel(MaskedModel):
+    """`MaskedModel`'s train step without any masking: the same model, loss, optimizer and bookkeeping."""
 
-    def step(ids, labels):
-        with tf.GradientTape() as tape:
-            logits = mm.model(ids, training=True)
-            per_sample = mm._batch_loss(labels, logits)
-            loss = tf.reduce_mean(per_sample)
-        grads = tape.gradient(loss, variables)
+    def _apply_update(self, optimizer, variables, grads, gradient_masks) -> None:
         optimizer.apply_gradients(zip(grads, variables))
-        correct = tf.reduce_sum(tf.cast(tf.equal(predictions(logits, 2), labels), tf.float32))
-        totals.assign_add(tf.stack([tf.reduce_sum(per_sample), correct, tf.cast(tf.shape(labels)[0], tf.float32)]))
 
-    return tf.function(step, input_signature=BATCH_SIGNATURE, reduce_retracing=True)
+
+def train_step(mm: MaskedModel):
+    """`mm.make_train_step` with a fresh Adam: (the compiled step, a sync function that waits for it)."""
+    optimizer = keras.optimizers.Adam(learning_rate=5e-3)
+    totals = tf.Variable(tf.zeros([3]), trainable=False)
+    return mm.make_train_step(optimizer, totals), totals.numpy
 
 
 class Runner:

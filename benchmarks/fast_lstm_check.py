@@ -1,13 +1,17 @@
-"""Numerical check: FastLSTM (lth_tf.nets.fast_lstm) against keras.layers.LSTM, same weights, padded texts.
+"""Numerical check: FastLSTM (lth_tf.nets.fast_lstm, "hoisted") and the research variants of
+benchmarks.lstm_variants against keras.layers.LSTM, same weights, padded texts.
 
 Prints the largest absolute difference of the first BiLSTM layer's output sequence, of the logits and of
-every weight's gradient, for each CPU implementation."""
+every weight's gradient, for each CPU implementation.
+
+    python -m benchmarks.fast_lstm_check
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from benchmarks.lstm_variants import with_fast_lstm
 from lth_tf.config import ModelConfig
-from lth_tf.nets.fast_lstm import with_fast_lstm
 from lth_tf.keras import keras, tf
 from lth_tf.nets.models import build_lstm, loss_fn
 from lth_tf.sparsity import registry

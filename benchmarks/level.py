@@ -33,16 +33,15 @@ import time
 import numpy as np
 
 from benchmarks import imdb
-from benchmarks.common import BATCH, Runner, Shape, build_keras, masked_model, synthetic_batches
+from benchmarks.common import BATCH, Runner, Shape, build_keras, masked_model, synthetic_batches, train_step
 from lth_tf import atomic
 from lth_tf.sparsity import masks as masks_lib
 from lth_tf.config import ModelConfig, TrainConfig
-from lth_tf.nets.fast_lstm import with_fast_lstm
-from lth_tf.fast_masking import GradientMaskedModel
 from lth_tf.keras import keras, tf
 from lth_tf.nets.models import build_model
 from lth_tf.sparsity.pruning import prune_local
 from lth_tf.training import MaskedModel, train
+from tests.oracles import RemaskingModel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AG_NEWS_TEST = os.environ.get("LTH_AG_NEWS_TEST", "/work/shared/data/ag_news/test.csv.gz")
@@ -182,28 +181,26 @@ def _eval_step_time(mm, batch, reps=3) -> float:
 
 
 def step_costs(quick: bool, log=print, known: dict | None = None) -> dict:
-    """Seconds per batch of 64 at lengths 50 and 250, training and evaluation, for the CNN (as lth_tf trains
-    it), the BiLSTM with keras.layers.LSTM (today) and with FastLSTM + gradient masking (proposed).
+    """Seconds per batch of 64 at lengths 50 and 250, training and evaluation, for the CNN and the FastLSTM
+    BiLSTM as lth_tf trains them (`MaskedModel`, gradient masking), and for the BiLSTM as lth_tf trained it
+    before (keras.layers.LSTM, the weights re-masked after every step: `tests.oracles.RemaskingModel`).
     Training times from section 1 (`known`) when it ran, else measured here."""
     known = known or {}
     costs = {}
     for net in ("cnn", "lstm_keras", "lstm_fast"):
         model = "cnn" if net == "cnn" else "lstm"
+        before = net == "lstm_keras"
         for length in (50, 250):
             shape = Shape(model, length, 50_000 if model == "cnn" else 25_000, 0, 0)
             batches = synthetic_batches(shape, 2)
-            keras_model = build_keras(shape)
-            fast = net == "lstm_fast"
-            if fast:
-                keras_model = with_fast_lstm(keras_model, "hoisted")
-            mm = masked_model(keras_model, GradientMaskedModel if fast else MaskedModel)
-            key = f"{model}@{length}" + ("" if model == "cnn" else "[keras]" if not fast else "[hoisted]")
-            variant = "gradmask" if fast else "masked"
+            mm = masked_model(build_keras(shape, fast_lstm=net == "lstm_fast"),
+                              RemaskingModel if before else MaskedModel)
+            key = f"{model}@{length}" + {"cnn": "", "lstm_keras": "[keras]", "lstm_fast": "[hoisted]"}[net]
+            variant = "masked" if before else "gradmask"  # section 1's names
             train_s = known.get(key, {}).get("seconds_per_step", {}).get(variant)
             if train_s is None:
-                optimizer = keras.optimizers.Adam(learning_rate=5e-3)
-                totals = tf.Variable(tf.zeros([3]), trainable=False)
-                runner = Runner(mm.make_train_step(optimizer, totals), batches, sync=totals.numpy, warmup=1)
+                step, sync = train_step(mm)
+                runner = Runner(step, batches, sync=sync, warmup=1)
                 k = 1 if model == "lstm" else (3 if quick else 10)
                 train_s = min(runner.block(k)[0] for _ in range(2))
             eval_s = _eval_step_time(mm, batches[0], reps=1 if model == "lstm" else 5)

@@ -1,5 +1,5 @@
 """Why Keras' LSTM is slower than PyTorch's on a CPU: the same BiLSTM model, dense training step
-(`common.unmasked_train_step`), with each computation of `lth_tf.nets.fast_lstm`, interleaved:
+(`common.UnmaskedModel`), with each LSTM computation of `benchmarks.lstm_variants`, interleaved:
 
 - `keras`: keras.layers.LSTM (tf.while_loop; x_t @ kernel, h @ recurrent, per-step tf.where for the mask,
   automatic gradient of the loop);
@@ -7,15 +7,15 @@
   projection not hoisted);
 - `scan`: input projection hoisted out of the loop (one matmul), loop and gradient as Keras (autodiff);
 - `hoisted`: hoisted projection + hand-written gradient (per-step loop does only the cell and dz @ R^T;
-  the recurrent kernel's gradient is one big matmul) -- FastLSTM's default;
+  the recurrent kernel's gradient is one big matmul) -- `lth_tf.nets.fast_lstm.FastLSTM`, what lth_tf
+  trains with;
 - `hoisted_fused`: as hoisted, both directions of each Bidirectional in one loop (batched matmuls).
 """
 from __future__ import annotations
 
-from benchmarks.common import SHAPES, Runner, build_keras, interleave, masked_model, synthetic_batches, \
-    unmasked_train_step
-from lth_tf.nets.fast_lstm import with_fast_lstm
-from lth_tf.keras import keras, tf
+from benchmarks.common import SHAPES, Runner, UnmaskedModel, build_keras, interleave, masked_model, \
+    synthetic_batches, train_step
+from benchmarks.lstm_variants import with_fast_lstm
 
 IMPLS = ("keras", "block", "scan", "hoisted", "hoisted_fused")
 
@@ -42,10 +42,8 @@ def run(quick: bool, log=print, shapes=SHAPES) -> dict:
             model = build_keras(shape)
             if impl != "keras":
                 model = with_fast_lstm(model, impl.replace("_fused", ""), fuse=impl.endswith("_fused"))
-            mm = masked_model(model, sparsity=0.0)
-            optimizer = keras.optimizers.Adam(learning_rate=5e-3)
-            totals = tf.Variable(tf.zeros([3]), trainable=False)
-            runner = Runner(unmasked_train_step(mm, optimizer, totals), batches, sync=totals.numpy)
+            step, sync = train_step(masked_model(model, UnmaskedModel, sparsity=0.0))
+            runner = Runner(step, batches, sync=sync)
             blocks[impl] = lambda r=runner: r.block(k)
         t = interleave(blocks, rounds, log, shape.name)
         per_step = {n: v["median"] for n, v in t.items()}

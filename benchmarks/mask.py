@@ -1,15 +1,17 @@
 """1. Mask overhead: seconds per training step, masked vs the same model and optimizer without masks.
 
 Variants, each its own model (same seed) and its own fresh Adam, timed in interleaved blocks:
-- `unmasked`: `MaskedModel`'s train step without the re-masking (common.unmasked_train_step);
-- `masked`: `MaskedModel.make_train_step` as lth_tf trains today (every prunable weight multiplied by
-  its mask after every Adam step, the padding row re-zeroed);
-- `gradmask`: `lth_tf.fast_masking.GradientMaskedModel` (the gradients are masked instead; the
-  embedding's sparse gradient by its gathered mask rows).
+- `unmasked`: `MaskedModel`'s train step without any masking (common.UnmaskedModel);
+- `masked`: the re-masking design, `tests.oracles.RemaskingModel` (every prunable weight multiplied by
+  its mask after every Adam step, the padding row re-zeroed), what lth_tf trained with before gradient
+  masking and now the oracle that the tests hold `MaskedModel` to;
+- `gradmask`: `lth_tf.training.MaskedModel`, what lth_tf trains with (the gradients are masked instead;
+  the embedding's sparse gradient by its gathered mask rows).
 - `masked_but_embedding` (CNN only, a diagnostic, not a correct training scheme): `masked` with the
   embedding left out of the re-masking, to show where the overhead comes from.
-For the LSTM the model is the one lth_tf builds (keras.layers.LSTM) and, as a second model, the same
-with `lth_tf.nets.fast_lstm.FastLSTM`: the faster the model, the larger masking's relative cost.
+For the LSTM the model is built with keras.layers.LSTM and, as a second model, with
+`lth_tf.nets.fast_lstm.FastLSTM` (what lth_tf trains with): the faster the model, the larger masking's
+relative cost.
 
 Also checks that `gradmask` trains to the same weights as `masked` (max |difference| after a few steps).
 """
@@ -17,45 +19,39 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.common import SHAPES, Runner, build_keras, interleave, masked_model, synthetic_batches, \
-    unmasked_train_step
-from lth_tf.nets.fast_lstm import with_fast_lstm
-from lth_tf.fast_masking import GradientMaskedModel
+from benchmarks.common import SHAPES, Runner, UnmaskedModel, build_keras, interleave, masked_model, \
+    synthetic_batches, train_step
 from lth_tf.keras import keras, tf
 from lth_tf.training import MaskedModel
+from tests.oracles import RemaskingModel
 
 VARIANTS = ("unmasked", "masked", "gradmask")
 
 
-class _MaskedButEmbedding(MaskedModel):
+class _MaskedButEmbedding(RemaskingModel):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._pairs = [(v, m) for v, m in self._pairs if v is not self._embedding]
 
 
+MODELS = {"unmasked": UnmaskedModel, "masked": RemaskingModel, "gradmask": MaskedModel,
+          "masked_but_embedding": _MaskedButEmbedding}
+
+
 def _runner(shape, variant, batches, lstm_impl):
-    model = build_keras(shape)
-    if shape.model == "lstm" and lstm_impl != "keras":
-        model = with_fast_lstm(model, lstm_impl)
-    cls = {"gradmask": GradientMaskedModel, "masked_but_embedding": _MaskedButEmbedding}.get(variant, MaskedModel)
-    mm = masked_model(model, cls)
-    optimizer = keras.optimizers.Adam(learning_rate=5e-3)
-    totals = tf.Variable(tf.zeros([3]), trainable=False)
-    step = unmasked_train_step(mm, optimizer, totals) if variant == "unmasked" else mm.make_train_step(
-        optimizer, totals)
-    return Runner(step, batches, sync=totals.numpy)
+    mm = masked_model(build_keras(shape, fast_lstm=lstm_impl == "hoisted"), MODELS[variant])
+    step, sync = train_step(mm)
+    return Runner(step, batches, sync=sync)
 
 
 def equivalence(shape, steps: int = 5) -> float:
-    """Max |weight difference| between MaskedModel and GradientMaskedModel after `steps` identical steps."""
+    """Max |weight difference| between RemaskingModel and MaskedModel after `steps` identical steps."""
     batches = synthetic_batches(shape, steps, seed=3)
     finals = []
-    for cls in (MaskedModel, GradientMaskedModel):
+    for cls in (RemaskingModel, MaskedModel):
         keras.utils.set_random_seed(0)
         mm = masked_model(build_keras(shape), cls)
-        optimizer = keras.optimizers.Adam(learning_rate=5e-3)
-        totals = tf.Variable(tf.zeros([3]), trainable=False)
-        step = mm.make_train_step(optimizer, totals)
+        step, _ = train_step(mm)
         keras.utils.set_random_seed(1)
         for x, y in batches:
             step(tf.constant(x), tf.constant(y))

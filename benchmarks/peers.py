@@ -2,8 +2,9 @@
 
 Same shapes, same batch size, same synthetic batches (full-length random ids), one process per
 framework, blocks interleaved in time. Variants:
-- `ours`: lth_tf today: `MaskedModel.make_train_step`, keras.layers.LSTM;
-- `ours_fast`: the proposed changes: `lth_tf.fast_masking.GradientMaskedModel` and, for the LSTM,
+- `ours`: lth_tf's design before gradient masking and FastLSTM: the weights re-masked after every step
+  (`tests.oracles.RemaskingModel`, now the tests' oracle), keras.layers.LSTM;
+- `ours_fast`: lth_tf as it trains: `lth_tf.training.MaskedModel` (gradient masking) and, for the LSTM,
   `lth_tf.nets.fast_lstm.FastLSTM` (hoisted input projection, hand-written recurrence gradient);
 - `tfmot`: `prune_low_magnitude` (RegistryPruningPolicy; the BiLSTM wrapped as a PrunableLayer) with a
   ConstantSparsity(0.2) that fires at step 0 only (masks then fixed), the same custom loop and Adam,
@@ -16,13 +17,12 @@ from __future__ import annotations
 import tensorflow_model_optimization as tfmot
 
 from benchmarks.common import BATCH, SHAPES, SPARSITY, Runner, TorchWorker, build_keras, interleave, \
-    masked_model, synthetic_batches, torch_available
-from lth_tf.nets.fast_lstm import with_fast_lstm
-from lth_tf.fast_masking import GradientMaskedModel
+    masked_model, synthetic_batches, torch_available, train_step
 from lth_tf.keras import keras, tf
 from lth_tf.nets.models import PadToMinLength, StudyEmbeddingInit, loss_fn
 from lth_tf.sparsity.registry import RegistryPruningPolicy
 from lth_tf.training import BATCH_SIGNATURE, MaskedModel
+from tests.oracles import RemaskingModel
 
 sparsity = tfmot.sparsity.keras
 
@@ -73,13 +73,7 @@ def tfmot_step(shape):
 
 
 def _ours(shape, fast: bool):
-    model = build_keras(shape)
-    if fast and shape.model == "lstm":
-        model = with_fast_lstm(model, "hoisted")
-    mm = masked_model(model, GradientMaskedModel if fast else MaskedModel)
-    optimizer = keras.optimizers.Adam(learning_rate=5e-3)
-    totals = tf.Variable(tf.zeros([3]), trainable=False)
-    return mm.make_train_step(optimizer, totals), totals.numpy
+    return train_step(masked_model(build_keras(shape, fast_lstm=fast), MaskedModel if fast else RemaskingModel))
 
 
 def run(quick: bool, log=print, shapes=SHAPES) -> dict:

@@ -8,7 +8,7 @@ Modes of `lth_tf.data.make_dataset` (batch 64, a training shuffle seed):
   these drop the truncated tokens, so they are not the same data.
 Measured: the padding fraction over the whole epoch (exact, from the batch plan), the samples/s of the
 pipeline alone (one full epoch, nothing else), and the samples/s of CNN training fed by it (the CNN
-trained by `MaskedModel`, blocks of consecutive batches interleaved between modes).
+trained by `lth_tf.training.MaskedModel`, blocks of consecutive batches interleaved between modes).
 """
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ import time
 import numpy as np
 
 from benchmarks import imdb
-from benchmarks.common import BATCH, Runner, interleave, masked_model
+from benchmarks.common import BATCH, Runner, interleave, masked_model, train_step
 from lth_tf.keras import keras, tf
-from lth_tf.training import MaskedModel
 
 
 def _modes(lengths):
@@ -102,12 +101,9 @@ def run(quick: bool, log=print) -> dict:
         keras.utils.set_random_seed(0)
         from lth_tf.config import ModelConfig
         from lth_tf.nets.models import build_model
-        mm = masked_model(build_model(ModelConfig(model="cnn"), len(data.vocab), 2, 0), MaskedModel)
-        optimizer = keras.optimizers.Adam(learning_rate=5e-3)
-        totals = tf.Variable(tf.zeros([3]), trainable=False)
-        step = mm.make_train_step(optimizer, totals)
+        step, sync = train_step(masked_model(build_model(ModelConfig(model="cnn"), len(data.vocab), 2, 0)))
         feed = _Feed(split, mode, seed=100)
-        runner = Runner(lambda x, y, step=step, feed=feed: step(*feed.next()), [(0, 0)], sync=totals.numpy)
+        runner = Runner(lambda x, y, step=step, feed=feed: step(*feed.next()), [(0, 0)], sync=sync)
         blocks[name] = lambda r=runner: r.block(k)
     log(f"pipeline: CNN training, {k} batches per block, {rounds} rounds")
     t = interleave(blocks, rounds, log, "pipeline")

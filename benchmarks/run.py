@@ -2,10 +2,11 @@
 
     python -m benchmarks.run [--quick] [--only=check,mask,peers,lstm,pipeline,level] --out=benchmarks/results.json
 
-Sections: `check` (FastLSTM vs keras LSTM, numerically), `mask` (masked vs unmasked step time), `peers`
-(ours vs tfmot vs PyTorch), `lstm` (the LSTM computations of lth_tf.nets.fast_lstm side by side), `pipeline` (length bucketing vs padding on real IMDb), `level` (one IMP level on
-real IMDb, split by phase, and projections of the full protocol). --quick: few steps, for a smoke test.
-A benchmark here is a script that prints what it measured; nothing is asserted.
+Sections: `check` (FastLSTM and its research variants vs keras LSTM, numerically), `mask` (masked vs
+unmasked step time), `peers` (ours vs tfmot vs PyTorch), `lstm` (FastLSTM and the LSTM computations of
+benchmarks/lstm_variants.py side by side), `pipeline` (length bucketing vs padding on real IMDb), `level`
+(one IMP level on real IMDb, split by phase, and projections of the full protocol). --quick: few steps,
+for a smoke test. A benchmark here is a script that prints what it measured; nothing is asserted.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def _table(results: dict) -> str:
     lines = []
     mask = results.get("mask", {})
     if mask:
-        lines += ["", "Mask overhead (seconds per step; ratios to unmasked)",
+        lines += ["", "Mask overhead (seconds per step; ratios to unmasked; masked = re-masking, the tests' oracle; "
+                      "gradmask = lth_tf's MaskedModel)",
                   f"{'shape':20s} {'unmasked':>10s} {'masked':>10s} {'gradmask':>10s} {'masked/unm':>11s} "
                   f"{'gradm/unm':>10s} {'masked-but-emb/unm':>19s}"]
         for name, r in mask.items():
