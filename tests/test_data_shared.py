@@ -70,7 +70,7 @@ def test_samples_regenerate_byte_identical(tmp_path):
 def test_imdb_archive_and_study_split():
     """The real archive: 25,000/25,000 balanced, no empty review; the study split (as prepare_data makes it,
     here without the ~30 s tokenisation) is 28,000/12,000/10,000 and balanced. The full pipeline on this data
-    is measured by python -m lth_tf.data.timing (docs/data.md)."""
+    is measured by python -m benchmarks.data_timing (docs/data.md)."""
     source = sources.resolve_source("imdb", os.path.join(DATA, "imdb"))
     assert isinstance(source, sources.AclImdbArchive)
     raw = source.read(quiet)

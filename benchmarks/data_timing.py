@@ -1,6 +1,7 @@
-"""Measure the data layer on the real data (the numbers in docs/data.md).
+"""Measure the data layer (`lth_tf.data`) on the real data (the numbers in docs/data.md). From the
+repository root:
 
-    python -m lth_tf.data.timing --imdb=../shared/data/imdb \\
+    python -m benchmarks.data_timing --imdb=../shared/data/imdb \\
         --glove=../shared/data/glove/glove.6B.50d.txt.xz --ag_news_test=../shared/data/ag_news/test.csv.gz
 
 Uses a fresh temporary cache (so the first load is uncached) and deletes it afterwards.
