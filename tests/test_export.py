@@ -8,12 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-from lth_tf import atomic, export
+from lth_tf import atomic, export, rundir
 from lth_tf.config import DataConfig, ModelConfig, RunConfig
 from lth_tf.data import EncodedSplit, PreparedData, tokenize
 from lth_tf.errors import UserError
+from lth_tf.export import tflite as export_tflite
 from lth_tf.keras import tf
-from lth_tf.sparsity.masks import dense_masks, save_masks
+from lth_tf.sparsity.masks import dense_masks
 from lth_tf.nets.models import build_model, probabilities
 from lth_tf.sparsity.pruning import prune_local
 from lth_tf.training import MaskedModel
@@ -62,29 +63,32 @@ def padded(rows):
     return out
 
 
-def write_task(run_dir, level, weights, masks, valid_acc):
-    d = os.path.join(run_dir, "r0", f"level_{level:02d}", "ticket")
-    atomic.write_npz(os.path.join(d, "weights.npz"), weights)
-    save_masks(os.path.join(d, "mask.npz"), masks)
+def write_task(run, level, weights, masks, valid_acc):
+    task = rundir.Task(0, level, "ticket")
+    run.write_weights(task, weights)
+    run.write_masks(task, masks)
     sparsity = 1 - sum(int(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values())
     metrics = {"replicate": 0, "branch": "ticket", "level": level, "sparsity": sparsity,
                "sparsity_without_embedding": sparsity, "valid_accuracy": valid_acc, "test_accuracy": 0.5,
                "sparsity_by_tensor": {}}
-    atomic.write_json(os.path.join(d, "metrics.json"), metrics)
+    run.write_metrics(task, metrics)
     return metrics
 
 
 def make_run(root, kind):
-    """A run directory in lottery.py's layout: dense level 0 and two pruned levels (50%, 75%) whose weights
+    """A run directory written by lth_tf.rundir: dense level 0 and two pruned levels (50%, 75%) whose weights
     are random (biases included, so padding mistakes would show), masked weights exactly zero."""
     model_cfg, max_len = MODELS[kind]
     cfg = RunConfig(data=DataConfig(dataset="imdb_sample", max_len=max_len), model=model_cfg)
-    run_dir = os.path.join(root, f"{kind}_imdb_sample_{cfg.run_hash()}")
-    atomic.write_json(os.path.join(run_dir, "config.json"), {"settings": cfg.to_dict(), "non_default": cfg.non_default(),
-                                                        "run_hash": cfg.run_hash()})
-    atomic.write_text(os.path.join(run_dir, "vocab.txt"), "\n".join(VOCAB) + "\n")
-    atomic.write_json(os.path.join(run_dir, "data.json"), {"class_names": CLASSES, "num_classes": 2,
-                                                      "vocab_size": len(VOCAB)})
+    train_texts, train_labels = make_texts(8, seed=2)
+    test_texts, test_labels = make_texts(24, seed=3)
+    data = PreparedData(vocab=list(VOCAB), class_names=CLASSES, train=split_of(train_texts, train_labels),
+                        valid=split_of(train_texts, train_labels), test=split_of(test_texts, test_labels))
+    fingerprint = rundir.data_fingerprint(data)
+    run = rundir.RunDir.locate(cfg, root, fingerprint)
+    run.create()
+    run.write_config(cfg, fingerprint)
+    run.write_data(data, fingerprint)
     mm = MaskedModel(build_model(model_cfg, len(VOCAB), 2, seed=0), 2)
     rng = np.random.default_rng(1)
     for var in mm.weights.values():
@@ -95,13 +99,9 @@ def make_run(root, kind):
         if level:
             masks = prune_local(masks, mm.prunable_values(), 0.5)
         mm.set_masks(masks)
-        records.append(write_task(run_dir, level, mm.snapshot(), masks, valid_acc))
-    atomic.write_json(os.path.join(run_dir, "results.json"), {"settings": cfg.to_dict(), "records": records})
-    train_texts, train_labels = make_texts(8, seed=2)
-    test_texts, test_labels = make_texts(24, seed=3)
-    data = PreparedData(vocab=list(VOCAB), class_names=CLASSES, train=split_of(train_texts, train_labels),
-                        valid=split_of(train_texts, train_labels), test=split_of(test_texts, test_labels))
-    return run_dir, data, test_texts
+        records.append(write_task(run, level, mm.snapshot(), masks, valid_acc))
+    atomic.write_json(run.file(rundir.RESULTS_JSON), {"settings": cfg.to_dict(), "records": records})
+    return run.path, data, test_texts
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
@@ -216,18 +216,18 @@ def test_tflite_contract_one_text_right_padded(exported):
 
 
 def test_choose_level_on_validation(tmp_path):
-    run_dir = os.path.join(tmp_path, "run")
+    run = rundir.RunDir(os.path.join(tmp_path, "run"))
     masks = {"x": np.ones(4, bool)}
     for level, acc in ((0, 0.9), (1, 0.7), (2, 0.8), (3, 0.8)):
-        write_task(run_dir, level, {"x": np.ones(4, np.float32)}, masks, acc)
-    assert export.choose_level(run_dir) == 3  # best pruned level on validation, ties to the sparser
-    os.remove(os.path.join(run_dir, "r0", "level_03", "ticket", "metrics.json"))  # unfinished: ignored
-    assert export.choose_level(run_dir) == 2
+        write_task(run, level, {"x": np.ones(4, np.float32)}, masks, acc)
+    assert export.choose_level(run) == 3  # best pruned level on validation, ties to the sparser
+    os.remove(run.task_file(rundir.Task(0, 3, "ticket"), rundir.METRICS))  # unfinished: ignored
+    assert export.choose_level(run) == 2
     for level in (1, 2):
-        os.remove(os.path.join(run_dir, "r0", f"level_{level:02d}", "ticket", "metrics.json"))
-    assert export.choose_level(run_dir) == 0  # no pruned level finished: the dense one
+        os.remove(run.task_file(rundir.Task(0, level, "ticket"), rundir.METRICS))
+    assert export.choose_level(run) == 0  # no pruned level finished: the dense one
     with pytest.raises(UserError, match="replicate"):
-        export.choose_level(run_dir, replicate=1)
+        export.choose_level(run, replicate=1)
 
 
 def test_bad_inputs(tmp_path):
@@ -240,14 +240,13 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(UserError, match="branch"):
         export.export_run(run_dir, out, branch="nope")
     # A weight that its mask prunes but that is not zero: the weights do not belong to the mask.
-    path = os.path.join(run_dir, "r0", "level_02", "ticket", "weights.npz")
-    weights = atomic.read_npz(path)
-    masks = atomic.read_npz(os.path.join(run_dir, "r0", "level_02", "ticket", "mask.npz"))
+    run, level_2 = rundir.RunDir(run_dir), rundir.Task(0, 2, "ticket")
+    weights, masks = run.read_weights(level_2), run.read_masks(level_2)
     weights["conv2/kernel"][~masks["conv2/kernel"]] = 0.5
-    atomic.write_npz(path, weights)
+    run.write_weights(level_2, weights)
     with pytest.raises(UserError, match="not zero"):
         export.export_run(run_dir, out, level=2, tflite=False)
-    os.remove(os.path.join(run_dir, "vocab.txt"))
+    os.remove(run.file(rundir.VOCAB))
     with pytest.raises(UserError, match="vocab.txt"):
         export.export_run(run_dir, out)
     assert not os.path.exists(out) or not os.listdir(out)  # nothing half-written
@@ -284,7 +283,7 @@ def test_cli_errors_exit_2(tmp_path):
 def test_xnnpack_failure_falls_back_to_builtin_resolver(exported, monkeypatch):
     """A model that the default (XNNPack) resolver cannot run is reopened without default delegates."""
     _, _, _, _, report, _, _ = exported
-    interpreter_cls, resolvers, package = export._litert()
+    interpreter_cls, resolvers, package = export_tflite._litert()
 
     class XNNPackFails(interpreter_cls):
         def __init__(self, *args, experimental_op_resolver_type=None, **kwargs):
@@ -292,7 +291,7 @@ def test_xnnpack_failure_falls_back_to_builtin_resolver(exported, monkeypatch):
                 raise RuntimeError("Failed to apply XNNPACK delegate")
             super().__init__(*args, experimental_op_resolver_type=experimental_op_resolver_type, **kwargs)
 
-    monkeypatch.setattr(export, "_litert", lambda: (XNNPackFails, resolvers, package))
+    monkeypatch.setattr(export_tflite, "_litert", lambda: (XNNPackFails, resolvers, package))
     with open(os.path.join(report["path"], "ticket_int8.tflite"), "rb") as f:
         runner = export.LiteRunner(f.read())
     assert runner.resolver == export.RESOLVER_FALLBACK and "XNNPACK" in runner.fallback_reason
