@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from lth_tf import atomic, export, rundir
+from lth_tf import atomic, export, report, rundir
 from lth_tf.config import DataConfig, ModelConfig, RunConfig
 from lth_tf.data import EncodedSplit, PreparedData, tokenize
 from lth_tf.errors import UserError
@@ -20,6 +20,7 @@ from lth_tf.sparsity.pruning import prune_local
 from lth_tf.training import MaskedModel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LEGACY_RUN = os.path.join(ROOT, "tests", "fixtures", "legacy_run_v1", "cnn_imdb_sample_87bc0136d1")
 WORDS = [f"w{i}" for i in range(150)] + ["good", "bad", "movie", ",", ".", "!"]
 VOCAB = ["<pad>", "<unk>"] + WORDS
 CLASSES = ["neg", "pos"]
@@ -228,6 +229,9 @@ def test_choose_level_on_validation(tmp_path):
     assert export.choose_level(run) == 0  # no pruned level finished: the dense one
     with pytest.raises(UserError, match="replicate"):
         export.choose_level(run, replicate=1)
+    os.remove(run.task_file(rundir.Task(0, 0, "ticket"), rundir.METRICS))
+    with pytest.raises(UserError, match="no finished task"):
+        export.choose_level(run)
 
 
 def test_bad_inputs(tmp_path):
@@ -246,6 +250,9 @@ def test_bad_inputs(tmp_path):
     run.write_weights(level_2, weights)
     with pytest.raises(UserError, match="not zero"):
         export.export_run(run_dir, out, level=2, tflite=False)
+    os.remove(run.task_file(rundir.Task(0, 1, "ticket"), rundir.MASK))  # a pruned level's mask: required
+    with pytest.raises(UserError, match=r"level_01/ticket/mask\.npz: missing \(the mask"):
+        export.export_run(run_dir, out, level=1, tflite=False)
     os.remove(run.file(rundir.VOCAB))
     with pytest.raises(UserError, match="vocab.txt"):
         export.export_run(run_dir, out)
@@ -278,6 +285,33 @@ def test_cli_errors_exit_2(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: --run_dir=")
+
+
+def test_cli_help_lists_flags_and_main_defines_export_dir_too():
+    proc = subprocess.run([sys.executable, "-m", "lth_tf.export", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "python -m lth_tf.export " in proc.stdout
+    for flag in ("--run_dir", "--level", "--replicate", "--branch", "--export_dir", "--[no]tflite", "--[no]no_tflite",
+                 "--[no]dense", "--tflite_length", "--max_examples", "--latency_runs", "--num_threads"):
+        assert flag in proc.stdout, flag
+    # lth_tf.main (--export, --export_dir) and the export command in one process: no duplicate flag.
+    code = ("import lth_tf.main\nfrom lth_tf.export import __main__ as m\nm.define_flags()\n"
+            "print(all(n in m.FLAGS for n in ('run_dir', 'export_dir', 'level', 'tflite')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr
+
+
+def test_legacy_run_ticket_loads_reinit_without_mask_is_one_line_error():
+    """A run made before the redesign: its ticket exports; its reinit tasks kept no mask.npz."""
+    run = export.load_run(LEGACY_RUN)
+    level = export.choose_level(run.dir)
+    assert level == report.choose_level(run.dir.finished_metrics(), 0)
+    task = export.load_task(run, 0, level, "ticket")
+    assert task.task == rundir.Task(0, level, "ticket") and task.masks and task.metrics["level"] == level
+    with pytest.raises(UserError, match=r"reinit/mask\.npz: missing") as e:
+        export.load_task(run, 0, 1, "reinit")
+    assert "\n" not in str(e.value)
 
 
 def test_xnnpack_failure_falls_back_to_builtin_resolver(exported, monkeypatch):
