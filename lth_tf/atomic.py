@@ -86,10 +86,7 @@ def atomic_dir(path: str):
             os.chmod(folder, 0o777 & ~_UMASK)
             for name in files:
                 os.chmod(os.path.join(folder, name), 0o666 & ~_UMASK)
-        old = None
-        if os.path.lexists(path):
-            old = tempfile.mkdtemp(dir=parent, prefix=_tmp_prefix())
-            os.replace(path, os.path.join(old, "old"))
+        old = _move_aside(path)
         os.replace(tmp, path)
         _fsync_dir(parent)
         if old:
@@ -97,6 +94,22 @@ def atomic_dir(path: str):
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_aside(path: str) -> str | None:
+    """Rename `path` (if it exists) to a temporary of this process beside it; returns the new name."""
+    if not os.path.lexists(path):
+        return None
+    aside = os.path.join(os.path.dirname(os.path.abspath(path)), f"{_tmp_prefix()}{os.urandom(4).hex()}")
+    os.replace(path, aside)
+    return aside
+
+
+def remove_dir(path: str) -> None:
+    """Remove a folder so that no reader ever sees it half-deleted (it is renamed away first)."""
+    aside = _move_aside(path)
+    if aside:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _owner_alive(name: str) -> bool:
@@ -116,10 +129,13 @@ def _owner_alive(name: str) -> bool:
     return True
 
 
-def remove_stale_temporaries(root: str) -> int:
-    """Remove the temporaries below `root` whose owner is gone (or, from another host, older than a day)."""
+def remove_stale_temporaries(root: str, recursive: bool = True) -> int:
+    """Remove the temporaries in `root` (and below it, if recursive) whose owner is gone (or, from another
+    host, that are older than a day)."""
     removed, now = 0, time.time()
     for folder, dirs, files in os.walk(root):
+        if not recursive and folder != root:
+            break
         for name in list(dirs) + files:
             if not name.startswith(TMP_PREFIX):
                 continue
@@ -140,14 +156,14 @@ def remove_stale_temporaries(root: str) -> int:
     return removed
 
 
-def write_text(path: str, text: str) -> None:
+def write_text(path: str, text: str, errors: str = "strict") -> None:
     with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8", errors=errors) as f:
             f.write(text)
 
 
 def write_json(path: str, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
 def read_json(path: str) -> Any:
@@ -178,7 +194,7 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
         raise DamagedFile(path, f"not a readable .npz: {e}") from None
 
 
-def _json_default(o):
+def json_default(o):
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

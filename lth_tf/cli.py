@@ -14,14 +14,10 @@ from absl import app, flags
 
 import lth_tf
 from lth_tf.config import SECTIONS, RunConfig
-from lth_tf.errors import UserError
+from lth_tf.errors import Interrupted, UserError
 
 FLAGS = flags.FLAGS
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
-
-
-class Interrupted(Exception):
-    """Ctrl-C, with where it struck and how to resume."""
 
 
 def define_config_flags() -> None:
@@ -57,7 +53,9 @@ def _parser(module: str, summary: str) -> Callable[[list[str]], list[str]]:
         args = argv[1:]
         if any(a in ("-h", "--help", "--helpshort", "-?") for a in args):
             print(_usage(module, summary))
-            print(FLAGS.module_help(sys.modules[module]) if module in sys.modules else FLAGS.main_module_help())
+            for name in FLAGS.flags_by_module_dict():  # the command's own flags and the config's
+                if name.startswith("lth_tf"):
+                    print(FLAGS.module_help(name))
             sys.exit(0)
         if "--version" in args:
             print(f"lth_tf {lth_tf.__version__}")

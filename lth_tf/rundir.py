@@ -9,6 +9,8 @@
             mask.npz           the mask the task trained under ({name: bool array})
             weights.npz        its trained weights ({name: float array})
             metrics.json       written last: its presence means the task is done
+            checkpoint/        while it trains (format 2): the state after its last finished epoch
+            .claim             locked by the process training it
         results.json, results.csv, summary.md, *.png, tensorboard/   (lth_tf.report)
 
 No other module spells these names. Writes are atomic (lth_tf.atomic); reads validate and raise
@@ -19,8 +21,11 @@ from the settings as spelled) are found by their old name and resumed in place.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
+import json
 import os
 import re
 from typing import Any, Iterator
@@ -37,6 +42,7 @@ FORMAT = 2  # 1: before 0.2 (named from the settings as spelled); 2: named from 
 CONFIG, DATA, VOCAB = "config.json", "data.json", "vocab.txt"
 RESULTS_JSON, RESULTS_CSV, SUMMARY = "results.json", "results.csv", "summary.md"
 MASK, WEIGHTS, METRICS, REWIND = "mask.npz", "weights.npz", "metrics.json", "rewind.npz"
+CHECKPOINT, CLAIM = "checkpoint", ".claim"
 TENSORBOARD, ACCURACY_PLOT, SPARSITY_PLOT = "tensorboard", "accuracy_vs_sparsity.png", "sparsity_per_tensor.png"
 _LEVEL_RE = re.compile(r"level_(\d+)")
 _REPLICATE_RE = re.compile(r"r(\d+)")
@@ -151,7 +157,7 @@ class RunDir:
                             f"tokeniser, source or split changed); use another --output_dir to start afresh")
 
     def write_data(self, data, fingerprint: str) -> None:
-        atomic.write_text(self.file(VOCAB), "\n".join(data.vocab) + "\n")
+        atomic.write_text(self.file(VOCAB), "\n".join(data.vocab) + "\n", errors="surrogateescape")
         atomic.write_json(self.file(DATA), {"class_names": data.class_names, "num_classes": data.num_classes,
                                             "vocab_size": len(data.vocab), "stats": data.stats,
                                             "fingerprint": fingerprint})
@@ -184,6 +190,12 @@ class RunDir:
                 raise DamagedFile(path, f"token {token!r} appears twice (lines {seen[token] + 1} and {i + 1})")
             seen[token] = i
         return vocab
+
+    @property
+    def format(self) -> int:
+        """1 for runs made before 0.2 (trained with TF1-style dropout, resumable per task), 2 since (dropout
+        reseeded per epoch, resumable per epoch)."""
+        return int(self.read_config_file().get("format", 1))
 
     # --- tasks --------------------------------------------------------------------------------------
     def task_dir(self, task: Task) -> str:
@@ -225,6 +237,48 @@ class RunDir:
     def write_rewind(self, replicate: int, weights: dict[str, np.ndarray]) -> None:
         atomic.write_npz(self.rewind_path(replicate), weights, compressed=False)
 
+    def checkpoints(self, task: Task) -> "TaskCheckpoints":
+        return TaskCheckpoints(os.path.join(self.task_dir(task), CHECKPOINT))
+
+    @contextlib.contextmanager
+    def claim(self, task: Task):
+        """Yields True if this process now holds the task (an exclusive lock on its .claim file, released
+        when the block ends or the process dies, however it dies), False if another process holds it."""
+        os.makedirs(self.task_dir(task), exist_ok=True)
+        fd = os.open(self.task_file(task, CLAIM), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{atomic.HOST} {os.getpid()}\n".encode())
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def is_claimed(self, task: Task) -> bool:
+        """Whether another process holds the task now."""
+        path = self.task_file(task, CLAIM)
+        if not os.path.exists(path):
+            return False
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
+    def invalidate(self, task: Task) -> None:
+        """Mark a finished task as not done (its outputs are damaged): the executor recomputes it."""
+        try:
+            os.remove(self.task_file(task, METRICS))
+        except FileNotFoundError:
+            pass
+
     def replicates(self) -> list[int]:
         if not os.path.isdir(self.path):
             return []
@@ -257,3 +311,45 @@ class RunDir:
             return atomic.read_json(path)
         except FileNotFoundError:
             raise UserError(f"{path}: missing ({what}); is this a run directory written by lth_tf.main?") from None
+
+
+class TaskCheckpoints:
+    """A level's state after its last finished epoch, as one folder replaced atomically every epoch:
+    progress.json, weights.npz, optimizer.npz, best.npz (early stopping's best epoch), snapshots.npz."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def load(self):
+        from lth_tf.training import Checkpoint, Progress
+
+        if not os.path.isdir(self.path):
+            return None
+        try:
+            progress = Progress(**atomic.read_json(os.path.join(self.path, "progress.json")))
+            weights = atomic.read_npz(os.path.join(self.path, WEIGHTS))
+            optimizer = atomic.read_npz(os.path.join(self.path, "optimizer.npz"))
+            best = os.path.join(self.path, "best.npz")
+            packed = atomic.read_npz(os.path.join(self.path, "snapshots.npz"))
+        except (FileNotFoundError, DamagedFile, TypeError):
+            return None  # a damaged checkpoint only costs the level's finished epochs: start it again
+        snapshots: dict[int, dict] = {}
+        for key, value in packed.items():
+            step, name = key.split("|", 1)
+            snapshots.setdefault(int(step), {})[name] = value
+        return Checkpoint(progress, weights, [optimizer[f"{i:04d}"] for i in range(len(optimizer))],
+                          atomic.read_npz(best) if os.path.exists(best) else None, snapshots)
+
+    def save(self, checkpoint) -> None:
+        with atomic.atomic_dir(self.path) as tmp:
+            with open(os.path.join(tmp, "progress.json"), "w") as f:
+                json.dump(dataclasses.asdict(checkpoint.progress), f, default=atomic.json_default)
+            np.savez(os.path.join(tmp, WEIGHTS), **checkpoint.weights)
+            np.savez(os.path.join(tmp, "optimizer.npz"), **{f"{i:04d}": v for i, v in enumerate(checkpoint.optimizer)})
+            if checkpoint.best_weights is not None:
+                np.savez(os.path.join(tmp, "best.npz"), **checkpoint.best_weights)
+            np.savez(os.path.join(tmp, "snapshots.npz"), **{f"{step}|{name}": value for step, snap in
+                                                             checkpoint.snapshots.items() for name, value in snap.items()})
+
+    def clear(self) -> None:
+        atomic.remove_dir(self.path)

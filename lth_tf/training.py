@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -162,57 +162,132 @@ class TrainResult:
         return self.history[self.best_epoch - 1]
 
 
+@dataclasses.dataclass
+class Progress:
+    """The loop's state between epochs: with the weights, Adam's state, the best epoch's weights and the
+    snapshots taken so far, it is what a checkpoint holds."""
+    epoch: int = 0
+    step: int = 0
+    best_loss: float = float("inf")
+    best_epoch: int = 0
+    waited: int = 0
+    stopped: bool = False
+    seconds: float = 0.0
+    history: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    progress: Progress
+    weights: Snapshot
+    optimizer: list[np.ndarray]
+    best_weights: Snapshot | None
+    snapshots: dict[int, Snapshot]
+
+
+class Checkpoints(Protocol):
+    """Where a level's checkpoints live (lth_tf.rundir.TaskCheckpoints)."""
+
+    def load(self) -> Checkpoint | None: ...
+
+    def save(self, checkpoint: Checkpoint) -> None: ...
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training, with the epoch it struck."""
+
+    def __init__(self, epoch: int):
+        super().__init__(f"epoch {epoch}")
+        self.epoch = epoch
+
+
+def seed_dropout(model: keras.Model, seed: int) -> None:
+    """Reset every dropout generator from (seed, layer index): with `epoch_seeded` training, an epoch's
+    dropout masks are a function of (seed, epoch) alone, so a level resumed at an epoch replays it exactly."""
+    for i, layer in enumerate(model.layers):
+        generator = getattr(layer, "_random_generator", None)
+        if generator is None or generator._rng_type != "stateful":
+            continue
+        generator._maybe_init()
+        generator._generator.reset_from_seed(int(np.random.SeedSequence([seed, i]).generate_state(1)[0]))
+
+
 def train(mm: MaskedModel, train_batches: Callable[[int], Iterable], valid_batches: Callable[[], Iterable],
           cfg: TrainConfig, seed: int, snapshot_steps: Sequence[int] = (), log: Callable[[str], None] = print,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, checkpoints: Checkpoints | None = None, epoch_seeded: bool = False,
+          steps_per_epoch: int | None = None) -> TrainResult:
     """Train one level from the model's current weights and masks.
 
     `train_batches(epoch)` gives epoch `epoch`'s batches (its order a function of the epoch), and
     `valid_batches()` the validation batches. `snapshot_steps`: optimizer steps after which the weights
-    are recorded (step 0 = before training).
+    are recorded (step 0 = before training). With `checkpoints`, the state is saved after every epoch and
+    training resumes from the last one saved; with `epoch_seeded` (models built with stateful dropout
+    generators), each epoch's dropout is seeded by (seed, epoch), so a resumed level ends bit-identical.
     """
     keras.utils.set_random_seed(seed)  # dropout: the same seed gives the same run, whatever ran before
     optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
     totals = tf.Variable(tf.zeros([3]), trainable=False)
-    step_fn = mm.make_train_step(optimizer, totals)
     wanted = set(int(s) for s in snapshot_steps)
-    snapshots = {0: mm.snapshot()} if 0 in wanted else {}
-    history, best_loss, best_epoch, best_weights, waited, step = [], np.inf, 0, None, 0, 0
-    start = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        epoch_start = time.perf_counter()
-        totals.assign(tf.zeros([3]))
-        bar = keras.utils.Progbar(None, stateful_metrics=["loss", "acc"], verbose=1 if progress else 0,
-                                  unit_name="batch")
-        for ids, labels in train_batches(epoch):
-            step_fn(ids, labels)
-            step += 1
-            if step in wanted:
-                snapshots[step] = mm.snapshot()
-            if progress and step % 25 == 0:
-                t = totals.numpy()
-                bar.update(step, [("loss", t[0] / t[2]), ("acc", t[1] / t[2])])
-        t = totals.numpy()
-        valid = mm.evaluate(valid_batches())
-        record = {"epoch": epoch, "train_loss": float(t[0] / t[2]), "train_accuracy": float(t[1] / t[2]),
-                  "valid_loss": valid["loss"], "valid_accuracy": valid["accuracy"], "steps": step,
-                  "seconds": time.perf_counter() - epoch_start}
-        history.append(record)
-        if progress:
-            print()
-        log(f"  epoch {epoch:2d}: train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f} | "
-            f"valid loss {valid['loss']:.4f} acc {valid['accuracy']:.4f} | {record['seconds']:.1f}s")
-        if valid["loss"] < best_loss:
-            best_loss, best_epoch, waited = valid["loss"], epoch, 0
-            if cfg.patience > 0:
-                best_weights = mm.snapshot()
-        else:
-            waited += 1
-            if cfg.patience > 0 and waited >= cfg.patience:
+    state, best_weights, snapshots = Progress(), None, {}
+    saved = checkpoints.load() if checkpoints is not None else None
+    if saved is not None:
+        mm.restore(saved.weights)
+        optimizer.build(mm.model.trainable_variables)
+        for var, value in zip(optimizer.variables, saved.optimizer, strict=True):
+            var.assign(value)
+        state, best_weights, snapshots = saved.progress, saved.best_weights, saved.snapshots
+        log(f"  resuming after epoch {state.epoch} (step {state.step})")
+    elif 0 in wanted:
+        snapshots[0] = mm.snapshot()
+    step_fn = mm.make_train_step(optimizer, totals)
+    start = time.perf_counter() - state.seconds
+    epoch = state.epoch
+    try:
+        for epoch in range(state.epoch + 1, cfg.epochs + 1):
+            if state.stopped:
                 break
+            epoch_start = time.perf_counter()
+            if epoch_seeded:
+                seed_dropout(mm.model, int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+            totals.assign(tf.zeros([3]))
+            bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", "acc"],
+                                      verbose=1 if progress else 0, unit_name="batch")
+            for i, (ids, labels) in enumerate(train_batches(epoch), start=1):
+                step_fn(ids, labels)
+                state.step += 1
+                if state.step in wanted:
+                    snapshots[state.step] = mm.snapshot()
+                if progress and i % 25 == 0:
+                    t = totals.numpy()
+                    bar.update(i, [("loss", t[0] / t[2]), ("acc", t[1] / t[2])])
+            t = totals.numpy()
+            valid = mm.evaluate(valid_batches())
+            record = {"epoch": epoch, "train_loss": float(t[0] / t[2]), "train_accuracy": float(t[1] / t[2]),
+                      "valid_loss": valid["loss"], "valid_accuracy": valid["accuracy"], "steps": state.step,
+                      "seconds": time.perf_counter() - epoch_start}
+            state.history.append(record)
+            if progress:
+                print()
+            log(f"  epoch {epoch:2d}: train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.4f} | "
+                f"valid loss {valid['loss']:.4f} acc {valid['accuracy']:.4f} | {record['seconds']:.1f}s")
+            state.epoch = epoch
+            if valid["loss"] < state.best_loss:
+                state.best_loss, state.best_epoch, state.waited = valid["loss"], epoch, 0
+                if cfg.patience > 0:
+                    best_weights = mm.snapshot()
+            else:
+                state.waited += 1
+                state.stopped = cfg.patience > 0 and state.waited >= cfg.patience
+            if checkpoints is not None:
+                state.seconds = time.perf_counter() - start
+                checkpoints.save(Checkpoint(state, mm.snapshot(), [v.numpy() for v in optimizer.variables],
+                                            best_weights, {s: snapshots[s] for s in snapshots}))
+    except KeyboardInterrupt:
+        raise Interrupted(epoch) from None
+    best_epoch = state.best_epoch
     if cfg.patience > 0 and best_weights is not None:
         mm.restore(best_weights)
     else:
-        best_epoch = len(history)  # no early stopping: the last epoch is the result
-    return TrainResult(history=history, best_epoch=best_epoch, epochs_trained=len(history), steps=step,
-                       seconds=time.perf_counter() - start, snapshots=snapshots)
+        best_epoch = len(state.history)  # no early stopping: the last epoch is the result
+    return TrainResult(history=state.history, best_epoch=best_epoch, epochs_trained=len(state.history),
+                       steps=state.step, seconds=time.perf_counter() - start, snapshots=snapshots)

@@ -159,3 +159,64 @@ def test_lstm_runs_through_the_lottery_with_fast_lstm(tmp_path):
         assert "bilstm2/backward/recurrent_kernel" in m.files
         for key in m.files:
             assert np.all(w[key][~m[key]] == 0)
+
+
+def test_branch_table_and_task_graph():
+    from lth_tf.config import BRANCHES as FLAG_CHOICES
+    from lth_tf.lottery import BRANCHES, dependencies
+
+    assert tuple(BRANCHES) == FLAG_CHOICES
+    assert [b for b in BRANCHES if BRANCHES[b].is_trajectory] == ["ticket", "study_random"]
+    assert dependencies(Task(0, 0, "ticket")) == []
+    assert dependencies(Task(1, 1, "reinit")) == [Task(1, 0, "ticket")]
+    assert dependencies(Task(0, 3, "ticket")) == [Task(0, 2, "ticket"), Task(0, 0, "ticket")]
+    assert dependencies(Task(0, 3, "reinit")) == [Task(0, 2, "ticket")]  # fresh init: no rewind point
+    assert dependencies(Task(0, 3, "random_mask")) == [Task(0, 2, "ticket"), Task(0, 0, "ticket")]
+    assert dependencies(Task(0, 3, "study_random")) == [Task(0, 2, "study_random")]
+    tasks = plan(3, list(BRANCHES), 2)
+    position = {t: i for i, t in enumerate(tasks)}
+    assert all(position[d] < position[t] for t in tasks for d in dependencies(t))
+
+
+LEGACY = os.path.join(ROOT, "tests", "fixtures", "legacy_run_v1")
+LEGACY_FLAGS = ["--dataset=imdb_sample", "--model=cnn", "--vocab_size=300", "--embedding_dim=8", "--filters=4",
+                "--levels=2", "--epochs=2", "--patience=1", "--branches=ticket,reinit,random_mask,study_random",
+                "--late_rewind", "--rewind_step=3it", "--progress=false"]
+
+
+def test_a_run_made_by_the_previous_code_resumes_with_identical_numbers(tmp_path):
+    """tests/fixtures/legacy_run_v1: made at commit 23174be, then level 2 removed as a kill would leave it.
+    The new code finds it by its old name, recomputes level 2, and matches the old code's complete run."""
+    import shutil
+
+    name = "cnn_imdb_sample_87bc0136d1"
+    shutil.copytree(os.path.join(LEGACY, name), tmp_path / "out" / name)
+    proc = subprocess.run([sys.executable, "-m", "lth_tf.main", *LEGACY_FLAGS, f"--output_dir={tmp_path / 'out'}",
+                           f"--cache_dir={tmp_path / 'cache'}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert os.listdir(tmp_path / "out") == [name] and "6 already done" in proc.stdout
+    expected = json.load(open(os.path.join(LEGACY, "expected_results.json")))["records"]
+    resumed = json.load(open(tmp_path / "out" / name / "results.json"))["records"]
+    key = lambda r: (r["replicate"], r["level"], r["branch"])  # noqa: E731
+    assert sorted(comparable(resumed), key=key) == sorted(comparable(expected), key=key)
+
+
+def test_flag_mistakes_fail_before_tensorflow_loads_and_make_no_directory(tmp_path):
+    for args in (["--strategy=glob"], ["--levels=abc"], ["--no_such_flag=1"], ["stray_argument"]):
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "lth_tf.main", *args, f"--output_dir={tmp_path / 'out'}"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.startswith("error: "), (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert time.perf_counter() - started < 4, "TensorFlow loaded before the flags were checked"
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_help_lists_the_flags_and_version_prints():
+    proc = subprocess.run([sys.executable, "-m", "lth_tf.main", "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "--late_rewind" in proc.stdout and "--prune_fraction" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "lth_tf.main", "--version"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("lth_tf ")

@@ -95,3 +95,30 @@ def test_same_seed_same_numbers_bit_for_bit(kind):
     (a, ha), (b, hb) = results
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert [h["valid_loss"] for h in ha] == [h["valid_loss"] for h in hb]
+
+
+@pytest.mark.parametrize("kind", ["cnn", "lstm"])
+def test_gradient_masking_equals_the_remasking_oracle_bit_for_bit(kind):
+    """Production masks gradients; the first design re-masked weights after every Adam step. Same weights,
+    masks, batches and dropout seed must give identical weights, embedding and its padding row included
+    (the BiLSTM with FastLSTM, as the lottery trains it)."""
+    from oracles import RemaskingModel
+    from lth_tf.nets.models import PAD_ID
+
+    trained = []
+    for cls in (MaskedModel, RemaskingModel):
+        mm = cls(build_model(TINY[kind], 300, 2, seed=3, fast_lstm=True), 2)
+        masks = mm.masks()
+        for _ in range(2):
+            masks = prune_local(masks, mm.prunable_values(), 0.4)
+        mm.set_masks(masks)
+        batches = synthetic_batches(seed=5)
+        train(mm, batches, batches, TrainConfig(epochs=2, patience=0, learning_rate=0.01), seed=7, progress=False)
+        trained.append(mm.snapshot())
+    production, oracle = trained
+    assert set(production) == set(oracle)
+    for name in production:
+        assert np.array_equal(production[name], oracle[name]), name
+    assert np.all(production["embedding/embeddings"][PAD_ID] == 0)
+    assert not np.array_equal(production["embedding/embeddings"], build_model(TINY[kind], 300, 2, seed=3)
+                              .get_layer("embedding").embeddings.numpy())  # it trained

@@ -103,7 +103,7 @@ def export_run(run_dir: str, export_dir: str = "saved_models", replicate: int = 
 
     final = os.path.join(export_dir, export_name(run, replicate, ticket.level, ticket.branch))
     if os.path.isdir(export_dir):
-        atomic.remove_stale_temporaries(export_dir)  # what a killed export left behind
+        atomic.remove_stale_temporaries(export_dir, recursive=False)  # what a killed export left behind
     with atomic.atomic_dir(final) as out:
         report = _export_into(out, run, ticket, dense_task, dense_metrics(run.dir, replicate), length, tflite,
                               data, log, max_examples, latency_runs, num_threads)

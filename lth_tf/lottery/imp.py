@@ -13,7 +13,7 @@ import math
 import time
 
 from lth_tf.atomic import DamagedFile
-from lth_tf.config import RunConfig
+from lth_tf.config import Rewind, RunConfig
 from lth_tf.data import PreparedData, make_dataset
 from lth_tf.errors import UserError
 from lth_tf.keras import keras
@@ -36,6 +36,7 @@ class Experiment:
         self.embedding_matrix = embedding_matrix
         self.steps_per_epoch = math.ceil(len(data.train) / cfg.train.batch_size)
         self.rewind = cfg.rewind()
+        self.resumable = run.format >= 2  # format-1 runs keep the dropout they started with (lth_tf.rundir)
         p = cfg.prune
         self.selection = Selection(bias=p.prune_bias, embedding=p.prune_embedding, output=p.prune_output)
 
@@ -50,7 +51,7 @@ class Experiment:
 
     def build(self, seed: int) -> MaskedModel:
         keras_model = build_model(self.cfg.model, len(self.data.vocab), self.data.num_classes, seed,
-                                  self.embedding_matrix, fast_lstm=True)
+                                  self.embedding_matrix, fast_lstm=True, stateful_dropout=self.resumable)
         return MaskedModel(keras_model, self.data.num_classes, self.selection)
 
     def batches(self, split, seed=None):
@@ -66,7 +67,7 @@ class Experiment:
             ticket = self.masks(Task(task.replicate, task.level, "ticket"), shapes)
             return random_masks_like(ticket, derive_seed(self.seed(task.replicate), "mask", task.level))
         parent = mask_parent(task)
-        parent_masks, weights = self.trained_masks(parent, shapes), self.run_dir.read_weights(parent)
+        parent_masks, weights = self.trained_masks(parent, shapes), self.read(parent, self.run_dir.read_weights)
         return prune(parent_masks, {n: weights[n] for n in parent_masks}, self.cfg.prune.prune_fraction,
                      self.cfg.prune.strategy)
 
@@ -79,11 +80,18 @@ class Experiment:
 
     def start_weights(self, task: Task) -> dict:
         r = task.replicate
-        if task.level == 0:
-            return self.build(self.seed(r)).snapshot()  # θ0
+        if task.level == 0 or (BRANCHES[task.branch].start == "rewind" and self.rewind == Rewind()):
+            return self.build(self.seed(r)).snapshot()  # θ0, the same as the rewind point written at level 0
         if BRANCHES[task.branch].start == "fresh":
             return self.build(derive_seed(self.seed(r), "init", task.level, task.branch)).snapshot()
-        return self.run_dir.read_rewind(r)
+        return self.read(dense(r), lambda _: self.run_dir.read_rewind(r))
+
+    def read(self, producer: Task, reader):
+        """An input that `producer` wrote; MissingInput (the executor recomputes the producer) if it is gone."""
+        try:
+            return reader(producer)
+        except (FileNotFoundError, DamagedFile) as e:
+            raise MissingInput(producer, str(getattr(e, "filename", None) or e)) from None
 
     # --- one task: the IMP loop's body ---------------------------------------------------------------
     def run(self, task: Task) -> dict:
@@ -95,10 +103,12 @@ class Experiment:
         self.run_dir.write_masks(task, task_masks)
         seed = derive_seed(self.seed(r), task.level, task.branch)
         rewind_at = self.rewind_iteration() if task == dense(r) and not self.rewind.end else None
+        checkpoints = self.run_dir.checkpoints(task) if self.resumable else None
         result = train(mm, lambda epoch: self.batches(self.data.train, derive_seed(seed, "epoch", epoch)),
                        lambda: self.batches(self.data.valid), self.cfg.train, seed=seed,
                        snapshot_steps=[] if rewind_at is None else [rewind_at], log=self.log,
-                       progress=self.progress)
+                       progress=self.progress, checkpoints=checkpoints, epoch_seeded=self.resumable,
+                       steps_per_epoch=self.steps_per_epoch)
         if task.level == 0:
             if rewind_at is not None and rewind_at > result.steps:
                 raise UserError(f"--rewind_step={self.rewind.step} is step {rewind_at}, beyond level 0's "
@@ -108,10 +118,20 @@ class Experiment:
         test = mm.evaluate(self.batches(self.data.test))
         metrics = task_metrics(task, self.seed(r), task_masks, result, test, time.perf_counter() - started)
         self.run_dir.write_metrics(task, metrics)
+        if checkpoints is not None:
+            checkpoints.clear()
         return metrics
 
     def rewind_iteration(self) -> int:
         return self.rewind.step.iteration(self.steps_per_epoch)
+
+
+class MissingInput(Exception):
+    """A finished task's output that another task needs is missing or damaged."""
+
+    def __init__(self, producer: Task, why: str):
+        super().__init__(f"{producer.key}: {why}")
+        self.producer = producer
 
 
 def task_metrics(task: Task, seed: int, task_masks, result, test: dict, seconds: float) -> dict:

@@ -17,10 +17,8 @@ import numpy as np
 from lth_tf.config import ModelConfig
 from lth_tf.errors import UserError
 from lth_tf.keras import keras, tf
+from lth_tf.nets import EMBEDDING_LAYER, OUTPUT_LAYER, PAD_ID, UNK_ID  # noqa: F401 (re-exported)
 
-PAD_ID, UNK_ID = 0, 1
-OUTPUT_LAYER = "output"
-EMBEDDING_LAYER = "embedding"
 
 
 def _normal(std: float, seed: int) -> keras.initializers.Initializer:
@@ -66,12 +64,20 @@ class PadToMinLength(keras.layers.Layer):
 class _Seeds:
     """Hands out a distinct, reproducible seed to every initializer of one model."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, stateful_dropout: bool = False):
         self.base, self.count = (seed % 2**20) * 1000, 0
+        self.stateful_dropout = stateful_dropout
 
     def __call__(self) -> int:
         self.count += 1
         return self.base + self.count
+
+
+def _dropout(cfg: ModelConfig, seeds: _Seeds, name: str) -> keras.layers.Dropout:
+    """Stateful dropout keeps its random state in a tf.random.Generator that training can reseed per epoch
+    (lth_tf.training.seed_dropout); the default (TF1-style seeded ops) cannot be reseeded or checkpointed."""
+    return keras.layers.Dropout(cfg.dropout, seed=seeds(), name=name,
+                                rng_type="stateful" if seeds.stateful_dropout else None)
 
 
 def _embedding(cfg: ModelConfig, vocab_size: int, seeds: _Seeds, embedding_matrix, mask_zero: bool):
@@ -99,8 +105,8 @@ def output_units(num_classes: int) -> int:
 
 
 def build_cnn(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
-              embedding_matrix=None) -> keras.Model:
-    seeds = _Seeds(seed)
+              embedding_matrix=None, stateful_dropout: bool = False) -> keras.Model:
+    seeds = _Seeds(seed, stateful_dropout)
     widths = cfg.widths()
     ids = keras.Input(shape=(None,), dtype=tf.int32, name="token_ids")
     embedding, dim = _embedding(cfg, vocab_size, seeds, embedding_matrix, mask_zero=False)
@@ -115,7 +121,7 @@ def build_cnn(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
                                    bias_initializer="zeros", name=f"conv{w}")(x)
         pooled.append(keras.layers.GlobalMaxPooling1D(name=f"maxpool{w}")(conv))
     x = keras.layers.Concatenate(name="concat")(pooled) if len(pooled) > 1 else pooled[0]
-    x = keras.layers.Dropout(cfg.dropout, seed=seeds(), name="dropout")(x)
+    x = _dropout(cfg, seeds, "dropout")(x)
     units = output_units(num_classes)
     logits = keras.layers.Dense(units, kernel_initializer=_dense_kernel_init(cfg, cfg.filters * len(widths),
                                                                              units, seeds),
@@ -139,18 +145,18 @@ def _lstm(cfg: ModelConfig, input_dim: int, seeds: _Seeds, return_sequences: boo
 
 
 def build_lstm(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
-               embedding_matrix=None, fast_lstm: bool = False) -> keras.Model:
+               embedding_matrix=None, fast_lstm: bool = False, stateful_dropout: bool = False) -> keras.Model:
     """fast_lstm: lth_tf.nets.fast_lstm.FastLSTM layers (same weights, names and outputs; faster training on a
     CPU, Keras' cuDNN path on a GPU). Leave it off for exports: the TFLite converter fuses only Keras' LSTM."""
     if fast_lstm:
         from lth_tf.nets.fast_lstm import FastLSTM as layer_cls
     else:
         layer_cls = keras.layers.LSTM
-    seeds = _Seeds(seed)
+    seeds = _Seeds(seed, stateful_dropout)
     ids = keras.Input(shape=(None,), dtype=tf.int32, name="token_ids")
     # mask_zero: every LSTM sees each text at its true length, as the study's packed sequences did.
     embedding, dim = _embedding(cfg, vocab_size, seeds, embedding_matrix, mask_zero=True)
-    x = keras.layers.Dropout(cfg.dropout, seed=seeds(), name="embedding_dropout")(embedding(ids))
+    x = _dropout(cfg, seeds, "embedding_dropout")(embedding(ids))
     input_dim = dim
     for i in range(1, cfg.lstm_layers + 1):
         last = i == cfg.lstm_layers
@@ -161,9 +167,9 @@ def build_lstm(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
         x = keras.layers.Bidirectional(forward, backward_layer=backward, merge_mode="concat",
                                        name=f"bilstm{i}")(x)
         if not last:
-            x = keras.layers.Dropout(cfg.dropout, seed=seeds(), name=f"lstm{i}_dropout")(x)
+            x = _dropout(cfg, seeds, f"lstm{i}_dropout")(x)
         input_dim = 2 * cfg.hidden
-    x = keras.layers.Dropout(cfg.dropout, seed=seeds(), name="dropout")(x)
+    x = _dropout(cfg, seeds, "dropout")(x)
     units = output_units(num_classes)
     logits = keras.layers.Dense(units, kernel_initializer=_dense_kernel_init(cfg, 2 * cfg.hidden, units, seeds),
                                 bias_initializer="zeros", name=OUTPUT_LAYER)(x)
@@ -171,17 +177,18 @@ def build_lstm(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
-                embedding_matrix=None, fast_lstm: bool = False) -> keras.Model:
+                embedding_matrix=None, fast_lstm: bool = False, stateful_dropout: bool = False) -> keras.Model:
     """The network for `cfg.model`, its weights a pure function of `seed` (and the GloVe matrix).
-    fast_lstm: see build_lstm (ignored for the CNN)."""
+    fast_lstm: see build_lstm (ignored for the CNN); stateful_dropout: see _dropout."""
     if num_classes < 2:
         raise UserError(f"a classifier needs at least 2 classes, got {num_classes}")
     builders = {"cnn": build_cnn, "lstm": build_lstm}
     if cfg.model not in builders:
         raise UserError(f"--model={cfg.model!r} is not one of: {', '.join(builders)}")
     if cfg.model == "lstm":
-        return build_lstm(cfg, vocab_size, num_classes, seed, embedding_matrix, fast_lstm=fast_lstm)
-    return builders[cfg.model](cfg, vocab_size, num_classes, seed, embedding_matrix)
+        return build_lstm(cfg, vocab_size, num_classes, seed, embedding_matrix, fast_lstm=fast_lstm,
+                          stateful_dropout=stateful_dropout)
+    return builders[cfg.model](cfg, vocab_size, num_classes, seed, embedding_matrix, stateful_dropout=stateful_dropout)
 
 
 def loss_fn(num_classes: int):

@@ -11,7 +11,7 @@ import numpy as np
 from lth_tf import atomic
 from lth_tf.atomic import DamagedFile
 from lth_tf.errors import UserError
-from lth_tf.nets.models import EMBEDDING_LAYER
+from lth_tf.nets import EMBEDDING_LAYER
 
 Masks = dict[str, np.ndarray]
 
