@@ -123,3 +123,24 @@ def test_word2vec_header_is_accepted(tmp_path):
     path.write_text("2 3\nthe 0.1 0.2 0.3\nmovie 1 1 1\n")
     m, info = load_glove(str(path), VOCAB, log=quiet)
     assert info["dim"] == 3 and m[4].tolist() == [1, 1, 1]
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity", "1e39"])
+def test_non_finite_value_names_its_line(tmp_path, value):
+    path = tmp_path / "glove.txt"
+    path.write_text(f"the 0.1 0.2 0.3\nmovie 0.4 0.5 0.6\ngreat 0.1 {value} 0.2\n")
+    with pytest.raises(UserError, match=r"glove\.txt:3: .*not a finite number") as e:
+        load_glove(str(path), VOCAB, log=quiet)
+    assert value in str(e.value) and "\n" not in str(e.value)
+    xz = tmp_path / "glove.txt.xz"  # compressed files too
+    xz.write_bytes(lzma.compress(path.read_bytes()))
+    with pytest.raises(UserError, match=r"glove\.txt\.xz:3: "):
+        load_glove(str(xz), VOCAB, log=quiet)
+
+
+def test_non_finite_value_of_a_word_not_looked_up_is_harmless(tmp_path):
+    """Only the lines of vocabulary words are parsed (documented): a nan elsewhere cannot reach the matrix."""
+    path = tmp_path / "glove.txt"
+    path.write_text("the 0.1 0.2 0.3\nunusedword nan 0.5 0.6\ngreat 0.1 0.1 0.2\n")
+    m, info = load_glove(str(path), VOCAB, log=quiet)
+    assert np.isfinite(m).all() and info["found"] == 3

@@ -62,10 +62,18 @@ def _open(path: str):
 
 
 def _floats(text: bytes, where: str, line: int) -> np.ndarray:
+    """The vector on one line; a value that is not a number, or not finite (nan, inf, or beyond float32's
+    range), is refused with its line: one such row would poison the embedding and every model using it."""
     try:
-        return np.array(text.split(), dtype=np.float32)
+        with np.errstate(over="ignore"):
+            v = np.array(text.split(), dtype=np.float32)
     except ValueError:
         raise UserError(f"{where}:{line}: a value is not a number") from None
+    if not np.isfinite(v).all():
+        bad = text.split()[int(np.flatnonzero(~np.isfinite(v))[0])].decode("utf-8", "replace")
+        raise UserError(f"{where}:{line}: value {bad!r:.30} is not a finite number (nan, inf, or beyond float32); "
+                        f"the GloVe file is damaged: download it again or fix that line")
+    return v
 
 
 def load_glove(path: str, vocab: list[str], log=print, *, counts=None, lowercase_fallback: bool = True,
