@@ -11,11 +11,11 @@ import json
 import os
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from lth_tf import atomic
 from lth_tf.config import DataConfig
 from lth_tf.data import sources
 from lth_tf.data.tokenizer import TOKENIZER_VERSION
@@ -148,24 +148,6 @@ def cache_key(cfg: DataConfig, identity: dict) -> tuple[str, dict]:
     return hashlib.sha256(blob).hexdigest()[:20], parts
 
 
-def atomic_write(path: str, write) -> None:
-    """write(file_object) into a temporary file beside `path`, then rename it over `path`: a killed process
-    leaves either the old file or the new one, never half of one."""
-    tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
-
-
 @dataclass
 class Corpus:
     """What the cache stores: the splits as ids into `tokens` (every distinct token)."""
@@ -185,27 +167,41 @@ class Corpus:
 
 
 def save_corpus(path: str, corpus: Corpus) -> None:
+    """path.npz (the arrays and the metadata) and path.json (the metadata, readable), each written
+    atomically with lth_tf.atomic; the .npz alone is read back."""
     meta = dict(corpus.meta, class_names=corpus.class_names, sizes=list(corpus.sizes))
     blob = "\n".join(corpus.tokens).encode("utf-8")
     arrays = {"ids": corpus.ids, "offsets": corpus.offsets, "labels": corpus.labels,
               "tokens": np.frombuffer(blob, np.uint8), "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
-    atomic_write(path + ".npz", lambda f: np.savez(f, **arrays))
-    atomic_write(path + ".json", lambda f: f.write(json.dumps(meta, indent=1, sort_keys=True).encode()))
+    atomic.write_npz(path + ".npz", arrays, compressed=False)  # uncompressed: a cache hit loads faster
+    atomic.write_json(path + ".json", meta)
 
 
-def load_corpus(path: str, key: str) -> Corpus | None:
-    """The cached corpus, or None when absent, unreadable or made for another key."""
+def load_corpus(path: str, key: str, log=None) -> Corpus | None:
+    """The cached corpus, or None when absent, made for another key, or damaged (truncated, empty, foreign,
+    inconsistent): a damaged file is a miss, said in the log, and the caller rebuilds it."""
     try:
-        with np.load(path + ".npz", allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes().decode())
-            if meta.get("key") != key:
-                return None
-            tokens = z["tokens"].tobytes().decode("utf-8").split("\n") if z["tokens"].size else []
-            return Corpus(tokens, z["ids"], z["offsets"], z["labels"], tuple(meta["sizes"]),
-                          meta["class_names"], meta)
+        z = atomic.read_npz(path + ".npz")
     except FileNotFoundError:
         return None
-    except Exception:  # truncated or foreign file: rebuild it
+    except atomic.DamagedFile as e:
+        if log is not None:
+            log(f"data: cache {e}; rebuilding it")
+        return None
+    try:
+        meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+        if not isinstance(meta, dict) or meta.get("key") != key:
+            return None
+        tokens = z["tokens"].tobytes().decode("utf-8").split("\n") if z["tokens"].size else []
+        sizes = tuple(int(n) for n in meta["sizes"])
+        ids, offsets, labels = z["ids"], z["offsets"], z["labels"]
+        if len(sizes) != 3 or len(offsets) != sum(sizes) + 1 or len(labels) != sum(sizes) \
+                or offsets[-1] != len(ids) or (len(ids) and not 0 <= ids.min() <= ids.max() < len(tokens)):
+            raise ValueError("arrays of inconsistent sizes")
+        return Corpus(tokens, ids, offsets, labels, sizes, list(meta["class_names"]), meta)
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as e:
+        if log is not None:
+            log(f"data: cache {path}.npz: damaged ({type(e).__name__}: {e}); rebuilding it")
         return None
 
 
@@ -309,7 +305,7 @@ def prepare_data(cfg: DataConfig, vocab_size: int, log=print) -> PreparedData:
     path = os.path.join(cache_root, f"{cfg.dataset}-{key}")
 
     t = time.perf_counter()
-    corpus = load_corpus(path, key)
+    corpus = load_corpus(path, key, log)
     hit = corpus is not None
     if hit:
         load_s = time.perf_counter() - t
