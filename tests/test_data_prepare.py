@@ -272,12 +272,18 @@ def test_cache_key_follows_the_settings(tmp_path, imdb_dir):
         assert prepare.cache_key(DataConfig(**{**base.__dict__, **change}), identity)[0] != key
     assert prepare.cache_key(DataConfig(**{**base.__dict__, "cache_dir": "/x", "max_len": 9}), identity)[0] == key
     prepare_data(base, 0, log=Log())
-    # touching a source file changes its identity: the cache is rebuilt
+    # changing a source file changes its identity (its content: same size and mtime here): the cache is rebuilt
     folder = os.path.join(imdb_dir, "train", "pos")
     path = os.path.join(folder, sorted(os.listdir(folder))[0])
     st = os.stat(path)
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    text = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(text[::-1])
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert not prepare_data(base, 0, log=Log()).stats["cache"]["hit"]
+    assert prepare_data(base, 0, log=Log()).stats["cache"]["hit"]
+    # touching it alone (no content change) keeps the cache: the identity is the content, not the mtime
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert prepare_data(base, 0, log=Log()).stats["cache"]["hit"]
 
 

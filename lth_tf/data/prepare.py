@@ -21,7 +21,10 @@ from lth_tf.data import sources
 from lth_tf.data.tokenizer import TOKENIZER_VERSION
 from lth_tf.errors import UserError
 
-CACHE_VERSION = 1  # bump when the cache layout or the splitting changes
+# Bump when the cache key, the cache layout or the splitting changes, so that older caches are never misread.
+# 2: the source identity is a SHA-256 of the content (was paths, sizes, mtimes); BOMs stripped; written with
+# lth_tf.atomic.
+CACHE_VERSION = 2
 PAD, UNK = "<pad>", "<unk>"
 TEST_FRACTION = 0.2  # pooled IMDb (40,000/10,000) and the samples (80/20)
 _BLANK_RE = re.compile(r"(?:[\s\x00-\x08\x0e-\x1b\x7f]|<[Bb][Rr] */?>)*")
@@ -216,6 +219,26 @@ def _validate(cfg: DataConfig) -> None:
         raise UserError(f"--valid_fraction={cfg.valid_fraction}: must be at least 0 and below 1")
 
 
+def check_classes(raw: sources.RawData, source: sources.Source) -> None:
+    """Every part the source gave (its train and test files or folders, or its one file) must hold at least
+    one text of every class; otherwise a model would train or be scored without that class."""
+    names = raw.class_names
+    for part, (texts, labels) in raw.parts.items():
+        where = raw.origins.get(part, source.describe())
+        what = "" if part == "all" else f"{part} "
+        if len(texts) == 0:
+            raise UserError(f"{where}: no {what}examples at all")
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+            raise UserError(f"{where}: label {int(labels.max())} outside the {len(names)} classes "
+                            f"({', '.join(names)})")
+        present = np.bincount(labels, minlength=len(names))
+        if (present == 0).any():
+            missing = [names[c] for c in np.flatnonzero(present == 0)]
+            raise UserError(f"{where}: no {what}examples of class {', '.join(missing)}; every class "
+                            f"({', '.join(names)}) must appear in every split of the data (a missing or empty "
+                            f"class folder, a file of one class only?)")
+
+
 def build_corpus(cfg: DataConfig, source: sources.Source, log=print) -> Corpus:
     timings = {}
     t = time.perf_counter()
@@ -226,6 +249,13 @@ def build_corpus(cfg: DataConfig, source: sources.Source, log=print) -> Corpus:
     if "all" in raw.parts and cfg.dataset == "imdb" and cfg.split == "official":
         raise UserError(f"--split=official: {source.describe()} has no official train/test split; use "
                         f"--split=study or the aclImdb folder/archive")
+    for part, (texts, labels) in list(raw.parts.items()):
+        keep = [i for i, text in enumerate(texts) if not _BLANK_RE.fullmatch(text)]
+        if len(keep) < len(texts):
+            for i in sorted(set(range(len(texts))) - set(keep)):
+                raw.skip(f"{source.describe()} [{part} #{i}]", "empty text (only spaces or <br />)")
+            raw.parts[part] = ([texts[i] for i in keep], labels[keep])
+    check_classes(raw, source)  # before pooling, which would hide a class missing from one part
     if cfg.dataset == "imdb" and cfg.split == "study" and "all" not in raw.parts:
         tr, te = raw.parts.pop("train"), raw.parts.pop("test")
         raw.parts["all"] = (tr[0] + te[0], np.concatenate([tr[1], te[1]]))
@@ -234,11 +264,6 @@ def build_corpus(cfg: DataConfig, source: sources.Source, log=print) -> Corpus:
     index: dict = {}
     encoded = {}
     for part, (texts, labels) in raw.parts.items():
-        keep = [i for i, text in enumerate(texts) if not _BLANK_RE.fullmatch(text)]
-        if len(keep) < len(texts):
-            for i in sorted(set(range(len(texts))) - set(keep)):
-                raw.skip(f"{source.describe()} [{part} #{i}]", "empty text (only spaces or <br />)")
-            texts, labels = [texts[i] for i in keep], labels[keep]
         ids, offsets = tokenize_corpus(texts, index)
         encoded[part] = EncodedSplit(ids, offsets, labels)
         if np.any(np.diff(offsets) == 0):  # cannot happen after the blank check; keep the promise anyway
@@ -300,7 +325,10 @@ def prepare_data(cfg: DataConfig, vocab_size: int, log=print) -> PreparedData:
     if vocab_size < 0:
         raise UserError(f"--vocab_size={vocab_size}: must be positive (0 = every training token)")
     source = sources.resolve_source(cfg.dataset, cfg.data_dir)
-    key, key_parts = cache_key(cfg, source.identity())
+    t = time.perf_counter()
+    identity = source.identity()  # reads the content: the key changes whenever a text or a label does
+    hash_s = time.perf_counter() - t
+    key, key_parts = cache_key(cfg, identity)
     cache_root = os.path.join(os.path.expanduser(cfg.cache_dir) if cfg.cache_dir else default_cache_dir(), "data")
     path = os.path.join(cache_root, f"{cfg.dataset}-{key}")
 
@@ -309,10 +337,13 @@ def prepare_data(cfg: DataConfig, vocab_size: int, log=print) -> PreparedData:
     hit = corpus is not None
     if hit:
         load_s = time.perf_counter() - t
-        log(f"data: {cfg.dataset} from cache {path}.npz ({load_s:.1f}s)")
+        log(f"data: {cfg.dataset} from cache {path}.npz ({load_s:.1f}s; source hashed in {hash_s:.1f}s)")
     else:
         log(f"data: reading {cfg.dataset} from {source.describe()} ...")
         corpus = build_corpus(cfg, source, log)
+        if source.identity() != identity:  # changed between hashing and reading: the key would lie
+            raise UserError(f"{source.describe()}: the data changed while it was being read; run again once "
+                            f"nothing is writing to it")
         corpus.meta.update(key=key, key_parts=key_parts)
         load_s = None
         try:
@@ -331,8 +362,9 @@ def prepare_data(cfg: DataConfig, vocab_size: int, log=print) -> PreparedData:
 
     train_types = int(np.count_nonzero(np.bincount(train_c.token_ids, minlength=len(corpus.tokens))))
     stats = _stats(cfg, corpus, vocab, vocab_counts, (train, valid, test), hit, path, train_types)
-    stats["timings"] = dict(corpus.meta.get("timings", {}), vocab_encode_s=round(vocab_s, 2),
-                            total_s=round(time.perf_counter() - started, 2))
+    stats["timings"] = dict(corpus.meta.get("timings", {}), source_hash_s=round(hash_s, 2),
+                            vocab_encode_s=round(vocab_s, 2), total_s=round(time.perf_counter() - started, 2))
+    stats["cache"]["source_sha256"] = identity.get("sha256")
     if hit:
         stats["timings"]["cache_load_s"] = round(load_s, 2)
     counts = stats["counts"]

@@ -2,9 +2,12 @@
 CSV files (or their archive), prepared tensorflow-datasets directories, a tfds download, and the samples
 shipped in the package.
 
-`resolve_source` only looks at names and file metadata (cheap), so the data cache can be checked before
-anything is read; `Source.read` does the reading. Bad input raises `UserError` naming the file and line;
-empty texts are skipped and counted (`RawData.skipped`), never dropped silently.
+`resolve_source` only looks at names (cheap). `Source.identity` hashes the content the texts and labels come
+from (every labelled file's relative path and bytes for a folder, the file bytes for an archive, a CSV, a
+sample or a tensorflow-datasets directory), so the data cache is keyed by content and checked before the
+texts are parsed and tokenised; `Source.read` does the reading. Bad input raises `UserError` naming the file
+and line; a class missing from a split or file is refused; empty texts are skipped and counted
+(`RawData.skipped`), never dropped silently.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import socket
 import tarfile
 import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +47,10 @@ DOWNLOAD_HOSTS = {"imdb": "ai.stanford.edu", "ag_news": "drive.google.com"}
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tbz")
 _COMPRESSED_SUFFIXES = ("", ".gz", ".xz", ".bz2")
 _REVIEW_RE = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+_CLASS_FILE_RE = re.compile(r"(?:^|/)(train|test)/(pos|neg)/[^/]*\.txt$")  # any .txt in a class folder
+ACL_FOLDERS = [f"{split}/{label}" for split in ("train", "test") for label in ("pos", "neg")]
+ACL_LAYOUT = ("the layout must be train/pos, train/neg, test/pos and test/neg, each holding reviews named "
+              "<id>_<rating>.txt (as in aclImdb_v1.tar.gz)")
 _BACKSLASH_RE = re.compile(r"\\+")
 
 
@@ -53,6 +61,7 @@ class RawData:
     parts: dict[str, tuple[list[str], np.ndarray]]
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     skipped_examples: list[str] = field(default_factory=list)  # "where: reason", the first few
+    origins: dict[str, str] = field(default_factory=dict)  # part -> the file or folder it came from (messages)
 
     def skip(self, where: str, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -61,7 +70,8 @@ class RawData:
 
 
 class Source:
-    """Where a dataset's texts come from. `identity` (cheap: paths, sizes, mtimes) keys the cache."""
+    """Where a dataset's texts come from. `identity` keys the cache: the source's kind and path and a SHA-256
+    of the content its texts and labels come from (here: the file's bytes, streamed)."""
     kind = "?"
 
     def __init__(self, dataset: str, path: str):
@@ -71,15 +81,64 @@ class Source:
         return f"{self.kind} {self.path}"
 
     def identity(self) -> dict:
-        return {"kind": self.kind, "files": [_file_identity(self.path)]}
+        return {"kind": self.kind, "path": os.path.abspath(self.path), "sha256": file_sha256(self.path)}
 
     def read(self, log=print) -> RawData:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
-def _file_identity(path: str) -> list:
-    st = os.stat(path)
-    return [os.path.abspath(path), st.st_size, st.st_mtime_ns]
+_HASH_BLOCK = 1 << 20  # files are hashed in blocks of this size (streamed, never read whole)
+HASH_THREADS = 4  # file reads and hashlib release the GIL: threads overlap the per-file system calls
+
+
+def _sha256_open(f) -> bytes:
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(_HASH_BLOCK), b""):
+        h.update(block)
+    return h.digest()
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file's bytes (as stored, compressed or not), streamed."""
+    try:
+        with open(path, "rb") as f:
+            return _sha256_open(f).hex()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read it ({e.strerror or e})") from None
+
+
+def tree_sha256(files: list[tuple[str, str]]) -> str:
+    """Hex SHA-256 over files, a list of (relative path, path) sorted by relative path: for each file its
+    relative path (length-prefixed, UTF-8) and the SHA-256 of its bytes. A file renamed, moved to another
+    folder (another label), added, removed or changed by one byte changes the result."""
+    def digests(chunk):
+        out = []
+        for rel, path in chunk:
+            try:
+                with open(path, "rb") as f:
+                    out.append(_sha256_open(f))
+            except FileNotFoundError:
+                raise UserError(f"{path}: vanished while the dataset was being hashed; run again once the "
+                                f"data folder is no longer being changed") from None
+            except OSError as e:
+                raise UserError(f"{path}: cannot read it ({e.strerror or e})") from None
+        return out
+
+    size = 512
+    chunks = [files[i:i + size] for i in range(0, len(files), size)]
+    workers = max(1, min(HASH_THREADS, os.cpu_count() or 1, len(chunks)))
+    if workers == 1:
+        per_file = [d for chunk in chunks for d in digests(chunk)]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            per_file = [d for part in pool.map(digests, chunks) for d in part]
+    h = hashlib.sha256()
+    for (rel, _), digest in zip(files, per_file):
+        name = rel.encode("utf-8", "surrogateescape")
+        h.update(len(name).to_bytes(4, "little") + name + digest)
+    return h.hexdigest()
 
 
 def _open_maybe_compressed(path: str):
@@ -126,9 +185,9 @@ def clean_ag_news(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- IMDb ---
-def _imdb_part_dict(examples: list[tuple], raw: RawData, parts_wanted=("train", "test")) -> None:
+def _imdb_part_dict(examples: list[tuple], raw: RawData, where: str, parts_wanted=("train", "test")) -> None:
     """examples: (split, label_name, id, text, where); sorted into a canonical order that does not depend on
-    the container (folder or archive)."""
+    the container (folder or archive). `where`: the folder or archive, for messages."""
     examples.sort(key=lambda e: (e[0] != "train", IMDB_CLASSES.index(e[1]), e[2]))
     for part in parts_wanted:
         texts, labels = [], []
@@ -141,39 +200,53 @@ def _imdb_part_dict(examples: list[tuple], raw: RawData, parts_wanted=("train", 
             texts.append(text)
             labels.append(IMDB_CLASSES.index(label))
         raw.parts[part] = (texts, np.asarray(labels, np.int32))
+        raw.origins[part] = f"{where} ({part}/pos, {part}/neg)"
 
 
 class AclImdbDir(Source):
     kind = "aclImdb folder"
 
-    def _files(self):
+    def _files(self) -> list[tuple[str, str]]:
+        """(relative path, path) of every .txt in the four class folders, sorted by relative path. The
+        relative path carries the split and the label. Refuses a layout without all four class folders,
+        each with at least one review."""
+        missing = [f for f in ACL_FOLDERS if not os.path.isdir(os.path.join(self.path, *f.split("/")))]
+        if missing:
+            names = ", ".join(os.path.join(self.path, *f.split("/")) for f in missing)
+            raise UserError(f"{names}: no such folder{'s' if len(missing) > 1 else ''} in the aclImdb folder; "
+                            f"{ACL_LAYOUT}")
         out = []
-        for split in ("train", "test"):
-            for label in IMDB_CLASSES:
-                folder = os.path.join(self.path, split, label)
-                if os.path.isdir(folder):
-                    with os.scandir(folder) as it:
-                        out.extend(e for e in it if e.name.endswith(".txt") and e.is_file())
+        for rel_folder in ACL_FOLDERS:
+            folder = os.path.join(self.path, *rel_folder.split("/"))
+            with os.scandir(folder) as it:
+                names = [e.name for e in it if e.name.endswith(".txt") and e.is_file()]
+            if not any(_REVIEW_RE.search(f"{rel_folder}/{n}") for n in names):
+                raise UserError(f"{folder}: no reviews (<id>_<rating>.txt files) in this class folder; "
+                                f"{ACL_LAYOUT}")
+            out.extend((f"{rel_folder}/{n}", os.path.join(folder, n)) for n in names)
+        out.sort()
         return out
 
     def identity(self) -> dict:
         files = self._files()
-        stats = [e.stat() for e in files]
-        return {"kind": self.kind, "path": os.path.abspath(self.path), "n": len(files),
-                "size": sum(s.st_size for s in stats), "mtime": max((s.st_mtime_ns for s in stats), default=0)}
+        return {"kind": self.kind, "path": os.path.abspath(self.path), "files": len(files),
+                "sha256": tree_sha256(files)}
 
     def read(self, log=print) -> RawData:
         raw, examples = RawData(list(IMDB_CLASSES), {}), []
-        for entry in self._files():
-            m = _REVIEW_RE.search(entry.path.replace(os.sep, "/"))
+        for rel, path in self._files():
+            m = _REVIEW_RE.search(rel)
             if not m:
+                raw.skip(path, "file name not <id>_<rating>.txt")
                 continue
-            with open(entry.path, "rb") as f:
-                text = decode_utf8(f.read(), entry.path)
-            examples.append((m.group(1), m.group(2), int(m.group(3)), text, entry.path))
-        if not examples:
-            raise UserError(f"{self.path}: no reviews in train/pos, train/neg, test/pos, test/neg; {IMDB_HELP}")
-        _imdb_part_dict(examples, raw)
+            try:
+                with open(path, "rb") as f:
+                    text = decode_utf8(f.read(), path)
+            except FileNotFoundError:
+                raise UserError(f"{path}: vanished while the dataset was being read; run again once the data "
+                                f"folder is no longer being changed") from None
+            examples.append((m.group(1), m.group(2), int(m.group(3)), text, path))
+        _imdb_part_dict(examples, raw, self.path)
         return raw
 
 
@@ -182,17 +255,21 @@ class AclImdbArchive(Source):
 
     def read(self, log=print) -> RawData:
         raw, examples = RawData(list(IMDB_CLASSES), {}), []
+        found: dict[str, str] = {}  # "train/pos" -> the member prefix before it ("aclImdb/" or "")
         try:
             with tarfile.open(self.path, "r:*") as tar:
                 for member in tar:
                     if not member.isfile():
                         continue
                     m = _REVIEW_RE.search(member.name)
-                    if not m:
-                        continue
                     where = f"{self.path}:{member.name}"
+                    if not m:
+                        if _CLASS_FILE_RE.search(member.name):
+                            raw.skip(where, "file name not <id>_<rating>.txt")
+                        continue
                     text = decode_utf8(tar.extractfile(member).read(), where)
                     examples.append((m.group(1), m.group(2), int(m.group(3)), text, where))
+                    found.setdefault(f"{m.group(1)}/{m.group(2)}", member.name[:m.start(1)])
         except FileNotFoundError:
             raise UserError(f"{self.path}: no such file") from None
         except _CORRUPT as e:
@@ -200,7 +277,13 @@ class AclImdbArchive(Source):
                             f"download it again") from None
         if not examples:
             raise UserError(f"{self.path}: no aclImdb/{{train,test}}/{{pos,neg}}/*.txt reviews inside; {IMDB_HELP}")
-        _imdb_part_dict(examples, raw)
+        missing = [f for f in ACL_FOLDERS if f not in found]
+        if missing:
+            prefix = next(iter(found.values()))
+            names = ", ".join(f"{prefix}{f}/" for f in missing)
+            raise UserError(f"{self.path}: no reviews in {names} inside the archive; {ACL_LAYOUT} (below an "
+                            f"optional aclImdb/ folder)")
+        _imdb_part_dict(examples, raw, self.path)
         return raw
 
 
@@ -209,7 +292,7 @@ class ImdbCsv(Source):
 
     def read(self, log=print) -> RawData:
         text = decode_utf8(_read_bytes(self.path), self.path)
-        raw = RawData(list(IMDB_CLASSES), {})
+        raw = RawData(list(IMDB_CLASSES), {}, origins={"all": self.path})
         texts, labels = [], []
         names = {"negative": 0, "positive": 1, "neg": 0, "pos": 1}
         rows = csv.reader(io.StringIO(text, newline=""))
@@ -287,8 +370,13 @@ class AgNewsCsv(Source):
         self.train, self.test, self.classes = train, test, classes
 
     def identity(self) -> dict:
-        paths = [p for p in (self.train, self.test, self.classes) if p]
-        return {"kind": self.kind, "files": [_file_identity(p) for p in paths]}
+        files = [(role, p) for role, p in (("train", self.train), ("test", self.test), ("classes", self.classes))
+                 if p]
+        h = hashlib.sha256()
+        for role, p in files:
+            h.update(f"{role}:{file_sha256(p)}\n".encode())
+        return {"kind": self.kind, "files": {role: os.path.abspath(p) for role, p in files},
+                "sha256": h.hexdigest()}
 
     def read(self, log=print) -> RawData:
         names = (_read_classes(_read_bytes(self.classes), self.classes) if self.classes
@@ -296,6 +384,7 @@ class AgNewsCsv(Source):
         raw = RawData(names, {})
         for part, path in (("train", self.train), ("test", self.test)):
             raw.parts[part] = read_ag_news_csv(_read_bytes(path), path, len(names), raw)
+            raw.origins[part] = path
         return raw
 
 
@@ -324,6 +413,7 @@ class AgNewsArchive(Source):
         for part in ("train", "test"):
             where, data = found[f"{part}.csv"]
             raw.parts[part] = read_ag_news_csv(data, where, len(names), raw)
+            raw.origins[part] = where
         return raw
 
 
@@ -334,9 +424,7 @@ class Sample(Source):
     CLASSES = {"imdb_sample": IMDB_CLASSES, "ag_news_sample": AG_NEWS_CLASSES}
 
     def identity(self) -> dict:
-        with open(self.path, "rb") as f:
-            return {"kind": self.kind, "name": os.path.basename(self.path),
-                    "sha256": hashlib.sha256(f.read()).hexdigest()}
+        return {"kind": self.kind, "name": os.path.basename(self.path), "sha256": file_sha256(self.path)}
 
     def read(self, log=print) -> RawData:
         return read_sample_csv(self.path, self.CLASSES[self.dataset])
@@ -344,7 +432,7 @@ class Sample(Source):
 
 def read_sample_csv(path: str, class_names: list[str]) -> RawData:
     text = decode_utf8(_read_bytes(path), path)
-    raw = RawData(list(class_names), {})
+    raw = RawData(list(class_names), {}, origins={"all": path})
     texts, labels = [], []
     rows = csv.reader(io.StringIO(text, newline=""))
     line = 0
@@ -376,7 +464,16 @@ class TfdsPrepared(Source):
     kind = "tensorflow-datasets"
 
     def identity(self) -> dict:
-        return {"kind": self.kind, "files": [_file_identity(os.path.join(self.path, "dataset_info.json"))]}
+        """Every file of the prepared version directory (dataset_info.json, features, record shards)."""
+        files = []
+        for folder, dirs, names in os.walk(self.path):
+            dirs.sort()
+            for name in names:
+                path = os.path.join(folder, name)
+                files.append((os.path.relpath(path, self.path).replace(os.sep, "/"), path))
+        files.sort()
+        return {"kind": self.kind, "path": os.path.abspath(self.path), "files": len(files),
+                "sha256": tree_sha256(files)}
 
     def read(self, log=print) -> RawData:
         import tensorflow_datasets as tfds  # slow import: only here
@@ -402,6 +499,7 @@ class TfdsPrepared(Source):
                     texts.append(text)
                     labels.append(int(ex["label"]))
                 raw.parts[part] = (texts, np.asarray(labels, np.int32))
+                raw.origins[part] = f"{self.path} [{part}]"
         except UserError:
             raise
         except Exception as e:  # tfds raises many kinds; all mean the same to the user
