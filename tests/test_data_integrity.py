@@ -252,6 +252,87 @@ def test_class_whose_texts_are_all_blank(tmp_path):
         prepare_data(cfg(tmp_path, data_dir=path), 0, log=quiet)
 
 
+# --------------------------------------------------------------------------------- 4. CSV messages ---
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_imdb_csv_with_bom(tmp_path, suffix):
+    rows = [(f"review {i} " + ("great" if i % 2 else "dull"), "positive" if i % 2 else "negative")
+            for i in range(50)]
+    path = fx.make_imdb_csv(str(tmp_path / "plain.csv"), rows)
+    data = BOM + open(path, "rb").read()
+    bom_path = fx.write(str(tmp_path / "bom" / f"IMDB Dataset.csv{suffix}"), data)
+    for data_dir in (bom_path, os.path.dirname(bom_path)):
+        d = prepare_data(cfg(tmp_path, data_dir=data_dir), 0, log=quiet)
+        assert d.class_names == ["neg", "pos"]
+        assert (len(d.train), len(d.valid), len(d.test)) == (28, 12, 10)
+        assert np.bincount(d.test.labels).tolist() == [5, 5]
+
+
+def test_ag_news_csv_and_classes_with_bom(tmp_path):
+    folder = fx.make_ag_folder(str(tmp_path / "ag"), per_class=8)
+    for name in ("train.csv", "test.csv", "classes.txt"):
+        path = os.path.join(folder, name)
+        data = open(path, "rb").read()
+        fx.write(path, BOM + data)
+    d = prepare_data(cfg(tmp_path, dataset="ag_news", data_dir=folder), 0, log=quiet)
+    assert d.class_names == ["World", "Sports", "Business", "Sci/Tech"]
+    assert np.bincount(d.test.labels).tolist() == [2, 2, 2, 2]
+    first = fx.ag_rows(2, 2)[0]  # the first row of test.csv, the one behind the BOM
+    assert labels_by_uid(d)[first[1].split()[0]] == int(first[0]) - 1
+
+
+def test_imdb_sample_style_csv_with_bom(tmp_path):
+    raw = sources.read_sample_csv(fx.write(str(tmp_path / "s.csv"), BOM + b"label,text\npos,good\nneg,bad\n"),
+                                  sources.IMDB_CLASSES)
+    assert raw.parts["all"][1].tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("name", ["imdb.csv", "IMDB Dataset.csv.gz", "bom.csv"])
+def test_empty_imdb_csv_says_empty(tmp_path, name):
+    path = fx.write(str(tmp_path / name), BOM if name == "bom.csv" else b"")
+    with pytest.raises(UserError, match="is empty") as e:
+        prepare_data(cfg(tmp_path, data_dir=path), 0, log=quiet)
+    assert name in str(e.value) and "review,sentiment" in str(e.value)
+
+
+def test_imdb_csv_with_another_header_says_what_it_found(tmp_path):
+    path = fx.write(str(tmp_path / "imdb.csv"), b"text,label\nhello,positive\n")
+    with pytest.raises(UserError, match=r"imdb\.csv:1: expected the header review,sentiment, found 'text,label'"):
+        prepare_data(cfg(tmp_path, data_dir=path), 0, log=quiet)
+
+
+def test_imdb_csv_with_only_a_header(tmp_path):
+    path = fx.write(str(tmp_path / "imdb.csv"), b"review,sentiment\n")
+    with pytest.raises(UserError, match=r"imdb\.csv: only the header, no reviews"):
+        prepare_data(cfg(tmp_path, data_dir=path), 0, log=quiet)
+
+
+@pytest.mark.parametrize("content", [b"", BOM, b"\n"])
+def test_empty_ag_news_csv_says_empty(tmp_path, content):
+    folder = fx.make_ag_folder(str(tmp_path / "ag"), per_class=4)
+    fx.write(os.path.join(folder, "test.csv"), content)
+    with pytest.raises(UserError, match=r"test\.csv: the file is empty"):
+        prepare_data(cfg(tmp_path, dataset="ag_news", data_dir=folder), 0, log=quiet)
+
+
+def test_ag_news_csv_with_only_a_header(tmp_path):
+    folder = fx.make_ag_folder(str(tmp_path / "ag"), per_class=4)
+    fx.write(os.path.join(folder, "train.csv"), b"Class Index,Title,Description\n")
+    with pytest.raises(UserError, match=r"train\.csv: only a header, no rows"):
+        prepare_data(cfg(tmp_path, dataset="ag_news", data_dir=folder), 0, log=quiet)
+
+
+@pytest.mark.parametrize("value", ["0", "5", "-1", "\u00b2", "x"])
+def test_ag_news_class_out_of_range(tmp_path, value):
+    folder = fx.make_ag_folder(str(tmp_path / "ag"), per_class=4)
+    fx.write(os.path.join(folder, "train.csv"),
+             f'"1","a","b"\n"2","c","d"\n"{value}","e","f"\n'.encode())
+    with pytest.raises(UserError, match=r"train\.csv:3: class .* is not one of 1\.\.4"):
+        prepare_data(cfg(tmp_path, dataset="ag_news", data_dir=folder), 0, log=quiet)
+
+
 # ------------------------------------------------------------------------- 5. cache: damage, atomic ---
 def _cache_npz(tmp_path):
     [name] = [f for f in os.listdir(tmp_path / "cache" / "data") if f.endswith(".npz")]

@@ -51,6 +51,7 @@ _CLASS_FILE_RE = re.compile(r"(?:^|/)(train|test)/(pos|neg)/[^/]*\.txt$")  # any
 ACL_FOLDERS = [f"{split}/{label}" for split in ("train", "test") for label in ("pos", "neg")]
 ACL_LAYOUT = ("the layout must be train/pos, train/neg, test/pos and test/neg, each holding reviews named "
               "<id>_<rating>.txt (as in aclImdb_v1.tar.gz)")
+BOM = "\ufeff"
 _BACKSLASH_RE = re.compile(r"\\+")
 
 
@@ -166,8 +167,10 @@ def _read_bytes(path: str) -> bytes:
 
 
 def decode_utf8(data: bytes, where: str) -> str:
+    """The text of a UTF-8 file; a byte-order mark at its start (as some editors write) is dropped."""
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
+        return text[1:] if text.startswith(BOM) else text
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
@@ -287,11 +290,16 @@ class AclImdbArchive(Source):
         return raw
 
 
+IMDB_CSV_FORMAT = "the 50k-review IMDb CSV: a header review,sentiment, then one review per row"
+
+
 class ImdbCsv(Source):
     kind = "IMDb CSV"
 
     def read(self, log=print) -> RawData:
         text = decode_utf8(_read_bytes(self.path), self.path)
+        if not text.strip():
+            raise UserError(f"{self.path}: the file is empty; expected {IMDB_CSV_FORMAT}")
         raw = RawData(list(IMDB_CLASSES), {}, origins={"all": self.path})
         texts, labels = [], []
         names = {"negative": 0, "positive": 1, "neg": 0, "pos": 1}
@@ -302,7 +310,8 @@ class ImdbCsv(Source):
                 start, line = line + 1, rows.line_num
                 if start == 1:
                     if [c.strip().lower() for c in row] != ["review", "sentiment"]:
-                        raise UserError(f"{self.path}:1: expected the header review,sentiment, found {row!r:.80}")
+                        raise UserError(f"{self.path}:1: expected the header review,sentiment, found "
+                                        f"{','.join(row)!r:.80}")
                     continue
                 if len(row) != 2:
                     raise UserError(f"{self.path}:{start}: expected 2 fields (review, sentiment), found {len(row)}")
@@ -317,7 +326,9 @@ class ImdbCsv(Source):
         except csv.Error as e:
             raise UserError(f"{self.path}:{rows.line_num}: malformed CSV ({e})") from None
         if not texts:
-            raise UserError(f"{self.path}: no reviews in the file")
+            if line <= 1:
+                raise UserError(f"{self.path}: only the header, no reviews; expected {IMDB_CSV_FORMAT}")
+            raise UserError(f"{self.path}: no reviews with text in the file")
         raw.parts["all"] = (texts, np.asarray(labels, np.int32))
         return raw
 
@@ -327,7 +338,11 @@ def read_ag_news_csv(data: bytes, where: str, num_classes: int, raw: RawData) ->
     """The original AG News CSV: no header (one naming a class column is tolerated), three quoted fields
     class (1-based), title, description. Text = title + " " + description, cleaned by `clean_ag_news`."""
     text = decode_utf8(data, where)
+    if not text.strip():
+        raise UserError(f"{where}: the file is empty; expected rows \"class\",\"title\",\"description\" "
+                        f"with class 1..{num_classes}")
     texts, labels = [], []
+    header = False
     rows = csv.reader(io.StringIO(text, newline=""))
     line = 0
     try:
@@ -336,11 +351,12 @@ def read_ag_news_csv(data: bytes, where: str, num_classes: int, raw: RawData) ->
             if not row:
                 raise UserError(f"{where}:{start}: empty line")
             if start == 1 and not row[0].strip().isdigit() and "class" in row[0].lower():
+                header = True
                 continue  # a header such as "Class Index,Title,Description"
             if len(row) != 3:
                 raise UserError(f"{where}:{start}: expected 3 fields (class, title, description), found {len(row)}")
             value = row[0].strip()
-            if not value.isdigit() or not 1 <= int(value) <= num_classes:
+            if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= num_classes:
                 raise UserError(f"{where}:{start}: class {row[0]!r:.20} is not one of 1..{num_classes}")
             body = (clean_ag_news(row[1]) + " " + clean_ag_news(row[2])).strip()
             if not body:
@@ -351,7 +367,9 @@ def read_ag_news_csv(data: bytes, where: str, num_classes: int, raw: RawData) ->
     except csv.Error as e:
         raise UserError(f"{where}:{rows.line_num}: malformed CSV ({e})") from None
     if not texts:
-        raise UserError(f"{where}: no rows in the file")
+        if header and line <= 1:
+            raise UserError(f"{where}: only a header, no rows")
+        raise UserError(f"{where}: no rows with text in the file")
     return texts, np.asarray(labels, np.int32)
 
 
@@ -575,16 +593,29 @@ def _is_archive(path: str) -> bool:
     return path.lower().endswith(_ARCHIVE_SUFFIXES)
 
 
-def _is_imdb_csv(path: str) -> bool:
+def _is_csv_name(path: str) -> bool:
     low = path.lower()
-    if not any(low.endswith(".csv" + s) for s in _COMPRESSED_SUFFIXES):
-        return False
+    return any(low.endswith(".csv" + s) for s in _COMPRESSED_SUFFIXES)
+
+
+def _csv_head(path: str) -> str | None:
+    """The first line of a (maybe compressed) CSV, without a byte-order mark; None if unreadable."""
     try:
         with _open_maybe_compressed(path) as f:
-            head = f.readline(200).decode("utf-8", "replace").strip().lower().replace(" ", "")
+            head = f.readline(200)
     except _CORRUPT:
+        return None
+    if head.startswith(BOM.encode()):
+        head = head[len(BOM.encode()):]
+    return head.decode("utf-8", "replace")
+
+
+def _is_imdb_csv(path: str) -> bool:
+    if not _is_csv_name(path):
         return False
-    return head in ("review,sentiment", '"review","sentiment"')
+    head = _csv_head(path)
+    return head is not None and head.strip().lower().replace(" ", "") in ("review,sentiment",
+                                                                             '"review","sentiment"')
 
 
 def _imdb_in_folder(folder: str) -> Source | None:
@@ -655,6 +686,13 @@ def resolve_source(dataset: str, data_dir: str, online=None) -> Source:
                 return AclImdbArchive(dataset, path)
             if dataset == "imdb" and _is_imdb_csv(path):
                 return ImdbCsv(dataset, path)
+            if dataset == "imdb" and _is_csv_name(path):
+                head = _csv_head(path)
+                if head == "":
+                    raise UserError(f"{path}: the file is empty; expected {IMDB_CSV_FORMAT}")
+                if head is not None:
+                    raise UserError(f"{path}:1: expected the header review,sentiment, found "
+                                    f"{head.strip()!r:.80}; expected {IMDB_CSV_FORMAT}")
             if dataset == "ag_news" and _is_archive(path):
                 return AgNewsArchive(dataset, path)
             if dataset == "ag_news" and os.path.basename(path).startswith(("train.csv", "test.csv")):
