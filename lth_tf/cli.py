@@ -13,35 +13,60 @@ from typing import Callable
 from absl import app, flags
 
 import lth_tf
-from lth_tf.config import SECTIONS, RunConfig
+from lth_tf.config import SECTIONS, ExecutorConfig, RunConfig
 from lth_tf.errors import Interrupted, UserError
 
 FLAGS = flags.FLAGS
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
 
 
-def define_config_flags() -> None:
+def _fields():
     for section in SECTIONS:
-        for f in dataclasses.fields(type(getattr(RunConfig(), section))):
-            if f.name in FLAGS:
-                continue
-            help_text, choices = f.metadata["help"], f.metadata.get("choices")
-            if isinstance(f.default, bool):
-                flags.DEFINE_boolean(f.name, f.default, help_text)
-            elif isinstance(f.default, int):
-                flags.DEFINE_integer(f.name, f.default, help_text)
-            elif isinstance(f.default, float):
-                flags.DEFINE_float(f.name, f.default, help_text)
-            else:
-                flags.DEFINE_string(f.name, f.default, help_text + (f" One of: {', '.join(choices)}." if choices else ""))
+        yield from dataclasses.fields(type(getattr(RunConfig(), section)))
 
 
-def config_from_flags() -> RunConfig:
+def define_config_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    _define(_fields(), flag_values)
+
+
+def define_executor_flags() -> None:
+    _define(dataclasses.fields(ExecutorConfig), FLAGS)
+
+
+def _define(fields, flag_values: flags.FlagValues) -> None:
+    definers = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+                str: flags.DEFINE_string}
+    for f in fields:
+        if f.name in flag_values:
+            continue
+        choices = f.metadata.get("choices")
+        help_text = f.metadata["help"] + (f" One of: {', '.join(choices)}." if choices else "")
+        definers[type(f.default)](f.name, f.default, help_text, flag_values=flag_values,
+                                  module_name="lth_tf settings")
+
+
+def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> RunConfig:
     sections = {}
     for section in SECTIONS:
         klass = type(getattr(RunConfig(), section))
-        sections[section] = klass(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(klass)})
+        sections[section] = klass(**{f.name: flag_values[f.name].value for f in dataclasses.fields(klass)})
     return RunConfig(**sections)
+
+
+def executor_from_flags() -> ExecutorConfig:
+    return ExecutorConfig(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(ExecutorConfig)})
+
+
+def config_from_args(args: list[str], where: str) -> RunConfig:
+    """The settings that `args` (flags, --flagfile=...) give on top of the defaults, parsed apart from this
+    command's own flags (a sweep holds many runs). Errors name `where`."""
+    values = flags.FlagValues()
+    define_config_flags(values)
+    try:
+        values(["lth_tf", *args])
+    except flags.Error as e:
+        raise UserError(f"{where}: {str(e).splitlines()[0]}") from None
+    return config_from_flags(values)
 
 
 def _usage(module: str, summary: str) -> str:
@@ -53,8 +78,8 @@ def _parser(module: str, summary: str) -> Callable[[list[str]], list[str]]:
         args = argv[1:]
         if any(a in ("-h", "--help", "--helpshort", "-?") for a in args):
             print(_usage(module, summary))
-            for name in FLAGS.flags_by_module_dict():  # the command's own flags and the config's
-                if name.startswith("lth_tf"):
+            for name in FLAGS.flags_by_module_dict():  # the command's own flags and the settings
+                if name.startswith("lth_tf") and FLAGS.flags_by_module_dict()[name]:
                     print(FLAGS.module_help(name))
             sys.exit(0)
         if "--version" in args:

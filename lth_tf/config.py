@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -151,6 +152,12 @@ class TrainConfig:
                              "the best epoch's weights are kept. 0 = no early stopping, keep the last epoch.",
                           low=0)
     bucket: bool = param(True, "Batch texts of similar length together (less padding).")
+    threads: int = param(0, "TensorFlow threads per task (intra- and inter-op pools); 0 = this machine's "
+                            "cores. Part of a run's identity: the order of float sums, and so the last bits of "
+                            "every number, depend on it.", low=0)
+
+    def resolved_threads(self) -> int:
+        return self.threads or len(os.sched_getaffinity(0))
 
 
 @dataclass(frozen=True)
@@ -168,7 +175,32 @@ class ExperimentConfig:
     seed: int = param(0, "Seed of replicate 0; replicate r uses seed + r.", low=0)
 
 
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """How tasks are executed: never part of a run's identity (every executor gives the same numbers)."""
+    executor: str = param("local", "'local': tasks one after another in this process; 'ray': tasks side by "
+                                   "side on a Ray cluster (see docs/scaling.md).", ("local", "ray"))
+    ray_address: str = param("", "Ray cluster: empty = start one on this machine; 'auto' = join the running "
+                                 "cluster; or an address such as ray://head:10001.",
+                             applies=lambda c: c.executor == "ray", when="--executor=ray")
+    task_cpus: float = param(0.0, "CPUs Ray reserves per task (fractions allowed); 0 = the run's --threads.",
+                             low=0.0, applies=lambda c: c.executor == "ray", when="--executor=ray")
+    task_gpus: float = param(0.0, "GPUs Ray reserves per task (fractions let tasks share a GPU).", low=0.0,
+                             applies=lambda c: c.executor == "ray", when="--executor=ray")
+
+    def validate(self) -> list[str]:
+        notes = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            _check_field(f, value)
+            applies = f.metadata["applies"]
+            if applies and value != f.default and not applies(self):
+                notes.append(f"--{f.name}={value} applies only with {f.metadata['when']}: ignored")
+        return notes
+
+
 SECTIONS = ("data", "model", "prune", "train", "experiment")
+THREADS_ENV = "LTH_TF_THREADS"  # how a process tells lth_tf.keras its thread pools before TensorFlow starts
 
 
 @dataclass(frozen=True)
@@ -250,6 +282,7 @@ class RunConfig:
             if applies and not applies(self):
                 sections[section][f.name] = f.default
         sections["data"]["vocab_size"] = self.data.resolved_vocab_size(self.model.model)
+        sections["train"]["threads"] = self.train.resolved_threads()
         return RunConfig.from_dict(sections)
 
     def identity(self) -> dict[str, Any]:

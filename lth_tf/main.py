@@ -6,14 +6,18 @@ configurations. Settings are checked before TensorFlow loads; mistakes print one
 """
 from __future__ import annotations
 
+import os
+
 from absl import flags
 
 from lth_tf import cli
+from lth_tf.config import THREADS_ENV
 
 FLAGS = flags.FLAGS
 SUMMARY = "Iterative magnitude pruning and lottery tickets for text classifiers (see README.md)."
 
 cli.define_config_flags()
+cli.define_executor_flags()
 flags.DEFINE_string("output_dir", "runs", "Where run directories are created (one per distinct experiment).")
 flags.DEFINE_boolean("export", False, "After the run, export the ticket chosen on validation accuracy as a "
                                       "SavedModel and TFLite models (see lth_tf.export).")
@@ -22,14 +26,15 @@ flags.DEFINE_boolean("progress", True, "Show a progress bar per epoch.")
 
 
 def main() -> int:
-    cfg = cli.config_from_flags()
-    for note in cfg.validate():  # before TensorFlow loads, before any data is read or directory made
+    cfg, options = cli.config_from_flags(), cli.executor_from_flags()
+    for note in cfg.validate() + options.validate():  # before TensorFlow loads, data is read or a directory made
         print(f"note: {note}", flush=True)
+    os.environ[THREADS_ENV] = str(cfg.train.resolved_threads())  # read when TensorFlow starts
     from lth_tf.keras import tf
     from lth_tf.lottery.executor import execute
 
     tf.config.experimental.enable_op_determinism()  # the same seed gives the same masks and numbers
-    run = execute(cfg, FLAGS.output_dir, progress=FLAGS.progress)
+    (run,) = execute([cfg], FLAGS.output_dir, options, progress=FLAGS.progress)
     if FLAGS.export:
         from lth_tf.export import export_run
 
