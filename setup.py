@@ -15,6 +15,8 @@ INSTALL_REQUIRES = [
     "absl-py>=1.4,<3",
     "tensorboard==2.21.0",  # TensorFlow 2.21 no longer installs it; tf.summary needs it
     "dm-tree>=0.1.8",
+    "ray==2.60.0",  # --executor=ray and lth_tf.sweep (tested with a local cluster)
+    "scipy>=1.11,<2",  # intervals and tests in the reports
 ]
 
 EXTRAS = {

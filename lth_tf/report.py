@@ -205,3 +205,30 @@ def write_report(run: rundir.RunDir, cfg: RunConfig, metrics: list[dict], log=pr
     plot(recs, run.path)
     tensorboard(recs, run.path)
     log(summary)
+
+
+def write_sweep_report(folder: str, runs: list[tuple[rundir.RunDir, list[str]]]) -> str:
+    """One table over the runs of a sweep (each run's own report is in its directory); returns its path."""
+    rows, table = [], ["| run | flags | tasks done | dense test % | ticket (validation-chosen) test % | "
+                       "its sparsity % (levels) |", "|---|---|---|---|---|---|"]
+    for run, args in runs:
+        recs = records(run.finished_metrics())
+        dense = [r for r in recs if r["level"] == 0]
+        chosen = []
+        for rep in sorted({r["replicate"] for r in recs}):
+            level = choose_level(recs, rep)
+            chosen += [r for r in recs if r["replicate"] == rep and r["branch"] == "ticket" and r["level"] == level]
+        rows.append({"run": run.name, "path": run.path, "flags": args, "tasks_done": len(recs),
+                     "dense_test": [r["test_accuracy"] for r in dense],
+                     "ticket": [{k: c[k] for k in ("replicate", "level", "sparsity", "test_accuracy")} for c in chosen]})
+        table.append(f"| {run.name} | `{' '.join(args)}` | {len(recs)} | "
+                     f"{_ms([r['test_accuracy'] for r in dense]) if dense else '-'} | "
+                     f"{_ms([c['test_accuracy'] for c in chosen]) if chosen else '-'} | "
+                     + (f"{_ms([c['sparsity'] for c in chosen])} ({', '.join(str(c['level']) for c in chosen)})"
+                        if chosen else "-") + " |")
+    summary = "\n".join([f"# Sweep {os.path.basename(folder)}", "",
+                         f"{len(runs)} run(s); mean ± std over replicates; tickets chosen on VALIDATION accuracy.",
+                         "", *table]) + "\n"
+    atomic.write_json(os.path.join(folder, "sweep.json"), {"runs": rows})
+    atomic.write_text(os.path.join(folder, "summary.md"), summary)
+    return os.path.join(folder, "summary.md")
