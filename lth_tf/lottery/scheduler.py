@@ -147,6 +147,7 @@ def run_claimed(experiment, task: Task) -> tuple[str, dict | None, Task | None, 
             return "busy", None, None, ""
         if run.is_done(task):
             return "done", run.read_metrics(task), None, ""
+        experiment.log(f"[{task.key}] training ...")
         try:
             return "done", experiment.run(task), None, ""
         except MissingInput as e:
@@ -173,7 +174,6 @@ class LocalBackend:
         while self.queue:
             item = self.queue.pop(0)
             experiment = self.experiments[item.job]
-            self.log(f"[{item.task.key}] training ...")
             try:
                 status, metrics, producer, message = run_claimed(experiment, item.task)
             except KeyboardInterrupt as e:
