@@ -31,7 +31,7 @@ def offline(monkeypatch):
 
 def read_ag_test():
     raw = sources.RawData(list(sources.AG_NEWS_CLASSES), {})
-    texts, labels = sources.read_ag_news_csv(sources._read_bytes(AG_TEST), AG_TEST, 4, raw)
+    texts, labels = sources.read_ag_news_csv(sources.read_bytes(AG_TEST), AG_TEST, 4, raw)
     return texts, labels, raw
 
 

@@ -57,7 +57,7 @@ def imdb_sample(source_path: str, out: str, per_class: int = 1500) -> int:
 
 def ag_news_sample(test_csv: str, out: str, per_class: int = 500) -> int:
     raw = sources.RawData(list(sources.AG_NEWS_CLASSES), {})
-    texts, labels = sources.read_ag_news_csv(sources._read_bytes(test_csv), test_csv, 4, raw)
+    texts, labels = sources.read_ag_news_csv(sources.read_bytes(test_csv), test_csv, 4, raw)
     idx = balanced_choice(labels, per_class, SEED + 1)
     return write_sample(out, [texts[i] for i in idx], labels[idx], raw.class_names)
 

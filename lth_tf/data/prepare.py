@@ -210,9 +210,7 @@ def load_corpus(path: str, key: str, log=None) -> Corpus | None:
 
 # ---------------------------------------------------------------------------------------------- build ---
 def _validate(cfg: DataConfig) -> None:
-    if cfg.dataset not in sources.TFDS_NAMES and cfg.dataset not in sources.Sample.CLASSES:
-        choices = ", ".join(list(sources.TFDS_NAMES) + list(sources.Sample.CLASSES))
-        raise UserError(f"--dataset={cfg.dataset}: unknown dataset; choose from {choices}")
+    sources.check_dataset(cfg.dataset)
     if cfg.split not in ("study", "official"):
         raise UserError(f"--split={cfg.split}: choose study or official")
     if not 0.0 <= cfg.valid_fraction < 1.0:
