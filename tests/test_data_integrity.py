@@ -16,6 +16,7 @@ import data_fixtures as fx  # noqa: E402
 
 from lth_tf import atomic  # noqa: E402
 from lth_tf.config import DataConfig  # noqa: E402
+from lth_tf.data import cache as data_cache  # noqa: E402
 from lth_tf.data import prepare, prepare_data, sources  # noqa: E402
 from lth_tf.errors import UserError  # noqa: E402
 
@@ -52,7 +53,7 @@ def labels_by_uid(data) -> dict:
     """{first token of the text (the fixtures' unique id): label}, over all three splits, read from the cached
     corpus (which keeps every token; the vocabulary only has training tokens)."""
     cache = data.stats["cache"]
-    corpus = prepare.load_corpus(cache["path"][:-len(".npz")], cache["key"])
+    corpus = data_cache.load_corpus(cache["path"][:-len(".npz")], cache["key"])
     out = {}
     for i in range(3):
         s = corpus.split(i)
@@ -369,7 +370,7 @@ def test_damaged_cache_is_a_miss_and_is_rebuilt(tmp_path, imdb_dir, damage):
 
 
 def test_cache_is_written_through_lth_tf_atomic(tmp_path, imdb_dir, monkeypatch):
-    assert not hasattr(prepare, "atomic_write")  # one implementation: lth_tf.atomic
+    assert not any(hasattr(m, "atomic_write") for m in (prepare, data_cache))  # one implementation: lth_tf.atomic
     written = []
     original = atomic.atomic_path
 
@@ -385,10 +386,10 @@ def test_cache_is_written_through_lth_tf_atomic(tmp_path, imdb_dir, monkeypatch)
 
 # ------------------------------------------------------------------------------ 6. the cache version ---
 def test_cache_version_is_in_the_key(tmp_path, imdb_dir, monkeypatch):
-    assert prepare.CACHE_VERSION >= 2  # bumped with the content identity: version-1 caches are never read
+    assert data_cache.CACHE_VERSION >= 2  # bumped with the content identity: version-1 caches are never read
     c = cfg(tmp_path, data_dir=imdb_dir)
     prepare_data(c, 0, log=quiet)
-    monkeypatch.setattr(prepare, "CACHE_VERSION", prepare.CACHE_VERSION + 1)
+    monkeypatch.setattr(data_cache, "CACHE_VERSION", data_cache.CACHE_VERSION + 1)
     assert not prepare_data(c, 0, log=quiet).stats["cache"]["hit"]
 
 

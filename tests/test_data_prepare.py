@@ -11,7 +11,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fix
 import data_fixtures as fx  # noqa: E402
 
 from lth_tf.config import DataConfig  # noqa: E402
-from lth_tf.data import EncodedSplit, prepare, prepare_data, sources  # noqa: E402
+from lth_tf.data import cache as data_cache  # noqa: E402
+from lth_tf.data import EncodedSplit, prepare_data, sources, splits  # noqa: E402
 from lth_tf.errors import UserError  # noqa: E402
 
 
@@ -32,7 +33,7 @@ def uids(data, split):
     """The first token of every text of a split (the fixtures' unique document id), read from the cached
     corpus, which keeps every token (the vocabulary only has training tokens)."""
     cache = data.stats["cache"]
-    corpus = prepare.load_corpus(cache["path"][:-len(".npz")], cache["key"])
+    corpus = data_cache.load_corpus(cache["path"][:-len(".npz")], cache["key"])
     s = corpus.split(("train", "valid", "test").index(split))
     return [corpus.tokens[s.token_ids[a]] for a in s.offsets[:-1]]
 
@@ -91,11 +92,11 @@ def test_split_is_deterministic_and_follows_the_seed(tmp_path, imdb_dir):
 
 def test_stratified_split_exact_counts():
     labels = np.array([0] * 25000 + [1] * 25000)
-    kept, held = prepare.stratified_split(labels, 0.2, np.random.default_rng(0), 2)
+    kept, held = splits.stratified_split(labels, 0.2, np.random.default_rng(0), 2)
     assert len(held) == 10000 and np.bincount(labels[held]).tolist() == [5000, 5000]
     assert len(set(kept) | set(held)) == 50000
     labels = np.array([0] * 7 + [1] * 3 + [2] * 1)
-    kept, held = prepare.stratified_split(labels, 0.3, np.random.default_rng(0), 3)
+    kept, held = splits.stratified_split(labels, 0.3, np.random.default_rng(0), 3)
     assert len(held) == 3 and len(kept) == 8
 
 
@@ -267,10 +268,10 @@ def test_cache_hit_is_identical(tmp_path, imdb_dir):
 def test_cache_key_follows_the_settings(tmp_path, imdb_dir):
     base = cfg(tmp_path, data_dir=imdb_dir)
     identity = sources.resolve_source("imdb", imdb_dir).identity()
-    key = prepare.cache_key(base, identity)[0]
+    key = data_cache.cache_key(base, identity)[0]
     for change in ({"split_seed": 1}, {"valid_fraction": 0.2}, {"split": "official"}):
-        assert prepare.cache_key(DataConfig(**{**base.__dict__, **change}), identity)[0] != key
-    assert prepare.cache_key(DataConfig(**{**base.__dict__, "cache_dir": "/x", "max_len": 9}), identity)[0] == key
+        assert data_cache.cache_key(DataConfig(**{**base.__dict__, **change}), identity)[0] != key
+    assert data_cache.cache_key(DataConfig(**{**base.__dict__, "cache_dir": "/x", "max_len": 9}), identity)[0] == key
     prepare_data(base, 0, log=Log())
     # changing a source file changes its identity (its content: same size and mtime here): the cache is rebuilt
     folder = os.path.join(imdb_dir, "train", "pos")
@@ -294,7 +295,7 @@ def test_cache_write_is_atomic(tmp_path, imdb_dir, monkeypatch):
         f.write(b"PK\x03\x04 half a zip")
         raise KeyboardInterrupt  # killed in the middle of writing
 
-    monkeypatch.setattr(prepare.np, "savez", dying_savez)
+    monkeypatch.setattr(np, "savez", dying_savez)
     with pytest.raises(KeyboardInterrupt):
         prepare_data(c, 0, log=Log())
     assert os.listdir(tmp_path / "cache" / "data") == []  # no half file, no temporary file

@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fix
 import data_fixtures as fx  # noqa: E402
 
 from lth_tf.config import DataConfig  # noqa: E402
-from lth_tf.data import make_samples, prepare, prepare_data, sources, tokenize, tokenize_tf  # noqa: E402
+from lth_tf.data import make_samples, prepare_data, sources, splits, tokenize, tokenize_tf  # noqa: E402
 from lth_tf.errors import UserError  # noqa: E402
 
 DATA = os.path.join(fx.SHARED, "data")
@@ -78,8 +78,8 @@ def test_imdb_archive_and_study_split():
     for part in ("train", "test"):
         assert np.bincount(raw.parts[part][1]).tolist() == [12_500, 12_500]
     labels = np.concatenate([raw.parts["train"][1], raw.parts["test"][1]])
-    train_all, test = prepare.stratified_split(labels, prepare.TEST_FRACTION, np.random.default_rng([0, 1]), 2)
-    train, valid = prepare.stratified_split(labels[train_all], 0.3, np.random.default_rng([0, 2]), 2)
+    train_all, test = splits.stratified_split(labels, splits.TEST_FRACTION, np.random.default_rng([0, 1]), 2)
+    train, valid = splits.stratified_split(labels[train_all], 0.3, np.random.default_rng([0, 2]), 2)
     assert (len(train), len(valid), len(test)) == (28_000, 12_000, 10_000)
     assert np.bincount(labels[test]).tolist() == [5_000, 5_000]
     assert np.bincount(labels[train_all][valid]).tolist() == [6_000, 6_000]

@@ -7,7 +7,8 @@
 """
 from lth_tf.data.glove import load_glove
 from lth_tf.data.pipeline import make_dataset, plan_batches
-from lth_tf.data.prepare import EncodedSplit, PreparedData, prepare_data
+from lth_tf.data.prepare import PreparedData, prepare_data
+from lth_tf.data.splits import EncodedSplit
 from lth_tf.data.tokenizer import TOKENIZER_VERSION, tokenize, tokenize_tf
 
 __all__ = ["EncodedSplit", "PreparedData", "prepare_data", "make_dataset", "plan_batches", "load_glove",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lth_tf.data.prepare import EncodedSplit
+from lth_tf.data.splits import EncodedSplit
 from lth_tf.errors import UserError
 
 CHUNK_BATCHES = 50  # bucketing sorts by length within windows of this many batches

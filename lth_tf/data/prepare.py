@@ -1,13 +1,11 @@
 """prepare_data: raw texts -> split -> tokenise -> vocabulary (training split only) -> encode, cached on disk.
 
-The cache holds the tokenised splits (token ids into a list of every distinct token, first-appearance
-order), not the vocabulary: the vocabulary is re-derived from it in well under a second, so the CNN
-(50,000 words) and the LSTM (25,000) share one tokenisation and every pruning level skips it.
+The cache (lth_tf/data/cache.py) holds the tokenised splits, not the vocabulary: `build_vocab` re-derives it
+from them on every call, so models with different vocabulary sizes share one tokenisation. Where the texts
+come from is lth_tf/data/sources.py; the splits and how they are drawn, lth_tf/data/splits.py.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import time
@@ -15,47 +13,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lth_tf import atomic
 from lth_tf.config import DataConfig
 from lth_tf.data import sources
+from lth_tf.data.cache import Corpus, cache_key, default_cache_dir, load_corpus, save_corpus
+from lth_tf.data.splits import TEST_FRACTION, EncodedSplit, stratified_split
 from lth_tf.data.tokenizer import TOKENIZER_VERSION
 from lth_tf.errors import UserError
 
-# Bump when the cache key, the cache layout or the splitting changes, so that older caches are never misread.
-# 2: the source identity is a SHA-256 of the content (was paths, sizes, mtimes); BOMs stripped; written with
-# lth_tf.atomic.
-CACHE_VERSION = 2
 PAD, UNK = "<pad>", "<unk>"
-TEST_FRACTION = 0.2  # pooled IMDb (40,000/10,000) and the samples (80/20)
 _BLANK_RE = re.compile(r"(?:[\s\x00-\x08\x0e-\x1b\x7f]|<[Bb][Rr] */?>)*")
-
-
-@dataclass
-class EncodedSplit:
-    """One split, tokenised to ids: text i is token_ids[offsets[i]:offsets[i+1]]."""
-    token_ids: np.ndarray  # int32
-    offsets: np.ndarray  # int64, len n+1, offsets[0] == 0
-    labels: np.ndarray  # int32
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def take(self, indices) -> "EncodedSplit":
-        """The examples at `indices` (ints or a boolean mask), in that order."""
-        idx = np.asarray(indices)
-        if idx.dtype == bool:
-            idx = np.flatnonzero(idx)
-        idx = idx.astype(np.int64).reshape(-1)
-        ids, offsets = gather_ragged(self.token_ids, self.offsets, idx)
-        return EncodedSplit(ids, offsets, self.labels[idx])
-
-    def texts(self, vocab: list[str]) -> list[str]:
-        """The token strings of every text joined by spaces (for inspection and tests)."""
-        words = np.asarray(vocab, dtype=object)
-        return [" ".join(words[self.token_ids[a:b]]) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
 
 
 @dataclass
@@ -72,37 +38,6 @@ class PreparedData:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-
-def gather_ragged(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows idx of a ragged array given as (values, offsets), without a Python loop."""
-    lens = (offsets[idx + 1] - offsets[idx]) if len(idx) else np.zeros(0, np.int64)
-    new_offsets = np.zeros(len(idx) + 1, np.int64)
-    np.cumsum(lens, out=new_offsets[1:])
-    total = int(new_offsets[-1])
-    src = np.repeat(offsets[idx] - new_offsets[:-1], lens) + np.arange(total, dtype=np.int64)
-    return values[src], new_offsets
-
-
-# ------------------------------------------------------------------------------------------ splitting ---
-def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator,
-                     num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(kept, held out): round(n * fraction) examples held out, each class contributing its share (largest
-    remainders, ties to the lower class), chosen at random within the class; both sides shuffled."""
-    n = len(labels)
-    n_held = int(np.floor(n * fraction + 0.5))
-    counts = np.bincount(labels, minlength=num_classes)
-    quota = counts * fraction
-    take = np.floor(quota).astype(np.int64)
-    order = sorted(range(num_classes), key=lambda c: (-(quota[c] - take[c]), c))
-    for c in order[: n_held - int(take.sum())]:
-        take[c] += 1
-    held, kept = [], []
-    for c in range(num_classes):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        held.append(members[: take[c]])
-        kept.append(members[take[c]:])
-    return rng.permutation(np.concatenate(kept)), rng.permutation(np.concatenate(held))
 
 
 # ------------------------------------------------------------------------------------------ tokenising ---
@@ -132,80 +67,6 @@ def length_stats(lengths: np.ndarray) -> dict:
     return {"n": int(len(lengths)), "mean": round(float(lengths.mean()), 1), "median": round(float(q[0]), 1),
             "p90": round(float(q[1]), 1), "p99": round(float(q[2]), 1), "min": int(lengths.min()),
             "max": int(lengths.max()), "tokens": int(lengths.sum())}
-
-
-# ----------------------------------------------------------------------------------------------- cache ---
-def default_cache_dir() -> str:
-    return os.path.join(os.path.expanduser("~"), ".cache", "lth_tf")
-
-
-def cache_key(cfg: DataConfig, identity: dict) -> tuple[str, dict]:
-    """Hash of everything the cached corpus depends on. The vocabulary size is not in it: the vocabulary is
-    built from the cached corpus on every load."""
-    parts = {"cache_version": CACHE_VERSION, "tokenizer": TOKENIZER_VERSION, "dataset": cfg.dataset,
-             "source": identity, "valid_fraction": float(cfg.valid_fraction), "split_seed": int(cfg.split_seed),
-             "test_fraction": TEST_FRACTION}
-    if cfg.dataset == "imdb":
-        parts["split"] = cfg.split
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:20], parts
-
-
-@dataclass
-class Corpus:
-    """What the cache stores: the splits as ids into `tokens` (every distinct token)."""
-    tokens: list[str]
-    ids: np.ndarray
-    offsets: np.ndarray
-    labels: np.ndarray
-    sizes: tuple[int, int, int]  # train, valid, test, stored in that order
-    class_names: list[str]
-    meta: dict
-
-    def split(self, i: int) -> EncodedSplit:
-        start = sum(self.sizes[:i])
-        a, b = self.offsets[start], self.offsets[start + self.sizes[i]]
-        offs = self.offsets[start:start + self.sizes[i] + 1] - a
-        return EncodedSplit(self.ids[a:b], offs, self.labels[start:start + self.sizes[i]])
-
-
-def save_corpus(path: str, corpus: Corpus) -> None:
-    """path.npz (the arrays and the metadata) and path.json (the metadata, readable), each written
-    atomically with lth_tf.atomic; the .npz alone is read back."""
-    meta = dict(corpus.meta, class_names=corpus.class_names, sizes=list(corpus.sizes))
-    blob = "\n".join(corpus.tokens).encode("utf-8")
-    arrays = {"ids": corpus.ids, "offsets": corpus.offsets, "labels": corpus.labels,
-              "tokens": np.frombuffer(blob, np.uint8), "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
-    atomic.write_npz(path + ".npz", arrays, compressed=False)  # uncompressed: a cache hit loads faster
-    atomic.write_json(path + ".json", meta)
-
-
-def load_corpus(path: str, key: str, log=None) -> Corpus | None:
-    """The cached corpus, or None when absent, made for another key, or damaged (truncated, empty, foreign,
-    inconsistent): a damaged file is a miss, said in the log, and the caller rebuilds it."""
-    try:
-        z = atomic.read_npz(path + ".npz")
-    except FileNotFoundError:
-        return None
-    except atomic.DamagedFile as e:
-        if log is not None:
-            log(f"data: cache {e}; rebuilding it")
-        return None
-    try:
-        meta = json.loads(z["meta"].tobytes().decode("utf-8"))
-        if not isinstance(meta, dict) or meta.get("key") != key:
-            return None
-        tokens = z["tokens"].tobytes().decode("utf-8").split("\n") if z["tokens"].size else []
-        sizes = tuple(int(n) for n in meta["sizes"])
-        ids, offsets, labels = z["ids"], z["offsets"], z["labels"]
-        if len(sizes) != 3 or len(offsets) != sum(sizes) + 1 or len(labels) != sum(sizes) \
-                or offsets[-1] != len(ids) or (len(ids) and not 0 <= ids.min() <= ids.max() < len(tokens)):
-            raise ValueError("arrays of inconsistent sizes")
-        return Corpus(tokens, ids, offsets, labels, sizes, list(meta["class_names"]), meta)
-    except (KeyError, ValueError, TypeError, UnicodeDecodeError) as e:
-        if log is not None:
-            log(f"data: cache {path}.npz: damaged ({type(e).__name__}: {e}); rebuilding it")
-        return None
 
 
 # ---------------------------------------------------------------------------------------------- build ---
