@@ -27,7 +27,7 @@ EXTRAS = {
 
 setup(
     name="lth_tf",
-    version="0.1.0",
+    version="0.2.0",
     description="Find, study and ship lottery tickets in text classifiers (TensorFlow 2.21, tf_keras, tfmot).",
     packages=find_packages(include=["lth_tf", "lth_tf.*"]),
     package_data={"lth_tf.data": ["samples/*.csv.gz"]},

@@ -116,7 +116,7 @@ def main(argv=None):
         if args.ag_news_test:
             raw = sources.RawData(list(sources.AG_NEWS_CLASSES), {})
             t = time.perf_counter()
-            texts, labels = sources.read_ag_news_csv(sources._read_bytes(args.ag_news_test), args.ag_news_test,
+            texts, labels = sources.read_ag_news_csv(sources.read_bytes(args.ag_news_test), args.ag_news_test,
                                                      4, raw)
             _, offsets = tokenize_corpus(texts, {})
             secs = time.perf_counter() - t

@@ -77,10 +77,14 @@ def _parser(module: str, summary: str) -> Callable[[list[str]], list[str]]:
     def parse(argv: list[str]) -> list[str]:
         args = argv[1:]
         if any(a in ("-h", "--help", "--helpshort", "-?") for a in args):
-            print(_usage(module, summary))
-            for name in FLAGS.flags_by_module_dict():  # the command's own flags and the settings
-                if name.startswith("lth_tf") and FLAGS.flags_by_module_dict()[name]:
-                    print(FLAGS.module_help(name))
+            try:
+                print(_usage(module, summary))
+                for name in FLAGS.flags_by_module_dict():  # the command's own flags and the settings
+                    if name.startswith("lth_tf") and FLAGS.flags_by_module_dict()[name]:
+                        print(FLAGS.module_help(name))
+                sys.stdout.flush()
+            except BrokenPipeError:  # `--help | head`
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
         if "--version" in args:
             print(f"lth_tf {lth_tf.__version__}")

@@ -250,6 +250,8 @@ def train(mm: MaskedModel, train_batches: Callable[[int], Iterable], valid_batch
             if epoch_seeded:
                 seed_dropout(mm.model, int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
             totals.assign(tf.zeros([3]))
+            if progress:
+                print(f"epoch {epoch}/{cfg.epochs}", flush=True)
             bar = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss", "acc"],
                                       verbose=1 if progress else 0, unit_name="batch")
             for i, (ids, labels) in enumerate(train_batches(epoch), start=1):

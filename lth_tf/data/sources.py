@@ -27,7 +27,6 @@ from lth_tf.data.sample import SAMPLES_DIR, Sample, read_sample_csv
 from lth_tf.data.tfds import TFDS_NAMES, TfdsDownload, TfdsPrepared, find_tfds_dir
 from lth_tf.errors import UserError
 
-_read_bytes = read_bytes  # the name benchmarks/data_timing.py uses
 
 __all__ = ["RawData", "Source", "BOM", "HASH_THREADS", "file_sha256", "tree_sha256", "read_bytes", "decode_utf8",
            "IMDB_CLASSES", "IMDB_HELP", "IMDB_CSV_FORMAT", "ACL_FOLDERS", "ACL_LAYOUT", "AclImdbDir",
