@@ -84,6 +84,8 @@ def test_end_to_end_outputs(full_run):
         assert len(f.read().strip().splitlines()) == len(records) + 1
     summary = open(os.path.join(full_run, "summary.md")).read()
     assert "chosen by validation accuracy" in summary and "±" in summary and "study's own numbers" not in summary
+    assert "Matching rule" in summary and "every replicate at level" in summary and "n=2" in summary
+    assert "statistics" in results and results["statistics"]["chosen_level"] in range(1, 4)
     for png in ("accuracy_vs_sparsity.png", "sparsity_per_tensor.png"):
         assert os.path.getsize(os.path.join(full_run, png)) > 1000
     assert os.listdir(os.path.join(full_run, "tensorboard", "r0", "reinit"))

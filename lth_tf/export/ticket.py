@@ -56,10 +56,10 @@ def finished_levels(run: rundir.RunDir, replicate: int, branch: str) -> list[int
 
 
 def choose_level(run: rundir.RunDir, replicate: int = 0, branch: str = "ticket") -> int:
-    """The level the run's summary would pick as this replicate's ticket (lth_tf.report.choose_level: best
-    validation accuracy among the pruned levels); level 0 if no pruned level finished."""
+    """The run's chosen level, as its summary reports it (lth_tf.report.choose_level: one level per run, the
+    best mean validation accuracy over replicates), for any replicate; level 0 if no pruned level finished."""
     _check_replicate(run, replicate)
-    level = report.choose_level(run.finished_metrics(), replicate, branch)
+    level = report.choose_level(run.finished_metrics(), branch=branch)
     if level is not None:
         return level
     if run.is_done(dense(replicate)):

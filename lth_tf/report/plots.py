@@ -1,0 +1,159 @@
+"""The run's two figures, written atomically under rundir's names:
+
+- accuracy vs weights remaining: validation (left) and test (right) accuracy per branch, mean over
+  replicates with its labelled 95% band, the dense baseline as a line with its band, the chosen level,
+  and (test panel) the study's points; log-scaled "weights remaining (%)" axis, level numbers on top.
+- pruned % per tensor: a heatmap of tensors x levels (ticket branch, mean over replicates).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from lth_tf import atomic, rundir
+from lth_tf.config import RunConfig
+from lth_tf.report import protocol
+from lth_tf.report.analysis import Analysis
+from lth_tf.report.stats import Estimate
+
+COLOURS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_mask": "tab:green", "study_random": "tab:red"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _band_label(estimates: list[Estimate]) -> str:
+    """'95% t-interval, n=3' for the band (n as most levels have it; a range if it varies)."""
+    with_interval = [e for e in estimates if e.has_interval]
+    if not with_interval:
+        return "no interval (n=1, set size unknown)"
+    ns = sorted({e.n for e in with_interval})
+    n = str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
+    method = "95% t-interval" if with_interval[0].method == "t" else "95% Wilson interval of the set"
+    return f"{method}, n={n}"
+
+
+def _level_ticks(an: Analysis) -> tuple[list[float], list[int]]:
+    levels = sorted(an.ticket)
+    step = 1 if len(levels) <= 11 else 2
+    shown = [lvl for i, lvl in enumerate(levels) if i % step == 0 or lvl == levels[-1]]
+    return [100 * an.ticket[lvl].remaining for lvl in shown], shown
+
+
+def _panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
+    import matplotlib.ticker
+
+    for branch in an.branches:
+        by_level = an.levels[branch]
+        lv = sorted(by_level)
+        x = np.array([100 * by_level[lvl].remaining for lvl in lv])
+        est = [getattr(by_level[lvl], key) for lvl in lv]
+        mean = np.array([100 * e.mean for e in est])
+        colour = COLOURS.get(branch)
+        ax.plot(x, mean, marker="o", ms=3, color=colour, label=f"{branch}: mean")
+        if any(e.has_interval for e in est):
+            low = np.array([100 * (e.low if e.has_interval else e.mean) for e in est])
+            high = np.array([100 * (e.high if e.has_interval else e.mean) for e in est])
+            ax.fill_between(x, low, high, color=colour, alpha=0.18, label=f"{branch}: {_band_label(est)}")
+    dense = an.dense
+    if dense is not None:
+        d = getattr(dense, key)
+        ax.axhline(100 * d.mean, color="black", ls="--", lw=1, label=f"dense (level 0): mean, n={d.n}")
+        if d.has_interval:
+            ax.axhspan(100 * d.low, 100 * d.high, color="grey", alpha=0.15,
+                       label=f"dense: {_band_label([d])}")
+    if an.chosen is not None:
+        c = an.ticket[an.chosen]
+        ax.plot([100 * c.remaining], [100 * getattr(c, key).mean], marker="*", ms=14, color="gold", mec="black",
+                ls="none", label=f"chosen on validation: level {an.chosen}", zorder=5)
+    if study and key == "test":
+        dense_s, ticket_s, sparsity_s = study
+        ax.plot([100.0, 100.0 - sparsity_s], [dense_s, ticket_s], marker="D", ms=7, ls="none", color="purple",
+                label=f"{protocol.STUDY_LABEL}: dense, ticket", zorder=5)
+    ax.set_xscale("log")
+    ticks, shown = _level_ticks(an)
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    xs = [100 * s.remaining for b in an.levels.values() for s in b.values()]
+    if study:
+        xs.append(100.0 - study[2])
+    ax.set_xlim(max(xs) * 1.15, min(xs) / 1.15)  # inverted: sparser to the right
+    top = ax.twiny()
+    top.set_xscale("log")
+    top.set_xlim(ax.get_xlim())
+    top.set_xticks(ticks)
+    top.set_xticklabels([str(lvl) for lvl in shown])
+    top.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    top.set_xlabel("level")
+    ax.set_xlabel("weights remaining (%, log scale)")
+    ax.set_ylabel(f"{'validation' if key == 'valid' else 'test'} accuracy (%)")
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def accuracy_plot(an: Analysis, cfg: RunConfig, title: str, path: str) -> str:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True)
+    study = protocol.study_row(cfg)
+    for ax, key in zip(axes, ("valid", "test")):
+        _panel(ax, an, key, study)
+        ax.set_title("validation (chooses the level)" if key == "valid" else "test (reported only)", fontsize=10)
+        ax.tick_params(labelleft=True)
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.suptitle(title, fontsize=10)
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7.5, frameon=False)
+    rows = -(-len(labels) // 3)
+    fig.tight_layout(rect=(0, 0.035 * rows + 0.01, 1, 0.96))
+    return _save(fig, path, plt)
+
+
+def sparsity_plot(an: Analysis, title: str, path: str) -> str:
+    plt = _pyplot()
+    levels = sorted(an.ticket)
+    names = list(next(iter(an.ticket[levels[0]].replicates.values()))["sparsity_by_tensor"])
+    grid = np.array([[100 * np.mean([r["sparsity_by_tensor"].get(name, np.nan)
+                                     for r in an.ticket[lvl].replicates.values()]) for lvl in levels]
+                     for name in names])
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.45 * len(levels) + 4), max(3.0, 0.32 * len(names) + 1.8)))
+    image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=100, interpolation="nearest")
+    ax.set_xticks(range(len(levels)))
+    ax.set_xticklabels([str(lvl) for lvl in levels])
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=7)
+    ax.set_xlabel("level")
+    if len(levels) * len(names) <= 600:
+        for i in range(len(names)):
+            for j in range(len(levels)):
+                ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=6,
+                        color="white" if grid[i, j] < 60 else "black")
+    fig.colorbar(image, ax=ax, label="pruned (%)")
+    n = an.dense.n if an.dense else 0
+    ax.set_title(f"pruned % per tensor, ticket branch, mean over n={n} replicate(s)\n{title}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def write_plots(an: Analysis, cfg: RunConfig, title: str, run_dir: str) -> list[str]:
+    if not an.ticket:
+        return []
+    return [accuracy_plot(an, cfg, title, os.path.join(run_dir, rundir.ACCURACY_PLOT)),
+            sparsity_plot(an, title, os.path.join(run_dir, rundir.SPARSITY_PLOT))]
+
+
+def _save(fig, path: str, plt) -> str:
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path
