@@ -13,6 +13,7 @@ import dataclasses
 import time
 from typing import Callable, Protocol
 
+from lth_tf.atomic import DamagedFile
 from lth_tf.config import RunConfig
 from lth_tf.errors import UserError
 from lth_tf.lottery.branches import BRANCHES
@@ -76,6 +77,19 @@ class Scheduler:
     def _done(self, item: Item) -> bool:
         return self.jobs[item.job].run.is_done(item.task)
 
+    def _finished_intact(self, item: Item) -> bool:
+        """Done, with readable metrics. A damaged metrics.json means not done: the task is recomputed."""
+        run = self.jobs[item.job].run
+        if not run.is_done(item.task):
+            return False
+        try:
+            run.read_metrics(item.task)
+            return True
+        except DamagedFile as e:
+            self.log(f"{e}: recomputing {item.task.key}")
+            run.invalidate(item.task)
+            return False
+
     def _ready(self, item: Item) -> bool:
         run = self.jobs[item.job].run
         return all(run.is_done(d) for d in dependencies(item.task)) and not run.is_claimed(item.task)
@@ -83,7 +97,7 @@ class Scheduler:
     def run(self) -> None:
         items = [Item(j, t) for j, job in enumerate(self.jobs) for t in job.tasks]
         order = {item: i for i, item in enumerate(items)}
-        pending = {item for item in items if not self._done(item)}
+        pending = {item for item in items if not self._finished_intact(item)}
         total, in_flight, attempts = len(items), set(), {}
         started, finished_here, task_seconds = time.perf_counter(), 0, 0.0
         self.log(f"{total} tasks in {len(self.jobs)} run(s), {total - len(pending)} already done")
