@@ -124,6 +124,9 @@ def _with_errors(main: Callable[[], int]) -> Callable[[list[str]], int]:
     return wrapped
 
 
-def run_command(module: str, summary: str, main: Callable[[], int]) -> None:
-    """Parse the flags and run `main()` under the error policy (absl's `app.run`, our parser)."""
+def run_command(module: str, summary: str, main: Callable[[], int], define_flags: Callable[[], None] | None = None) -> None:
+    """Define the command's flags (if they are defined on demand), parse them and run `main()` under the
+    error policy (absl's `app.run`, our parser)."""
+    if define_flags is not None:
+        define_flags()
     app.run(_with_errors(main), flags_parser=_parser(module, summary))

@@ -269,8 +269,7 @@ def main() -> int:
 
 
 def run() -> None:
-    define_flags()
-    cli.run_command(COMMAND, SUMMARY, main)
+    cli.run_command(COMMAND, SUMMARY, main, define_flags)
 
 
 if __name__ == "__main__":

@@ -117,21 +117,19 @@ def paired_difference(a: Mapping, b: Mapping, examples: int | None = None) -> Es
 # --- formatting (accuracies are fractions; the report writes percent) ------------------------------------
 def pct(est: Estimate, n: bool = False) -> str:
     """'87.12 ± 0.45' (t: symmetric) or '87.12 [86.45, 87.76]' (Wilson); n=True appends '(n=3)'."""
-    if est.n == 0:
-        return "-"
-    text = f"{100 * est.mean:.2f}"
-    if est.has_interval:
-        text += (f" ± {100 * est.half_width:.2f}" if est.method == "t"
-                 else f" [{100 * est.low:.2f}, {100 * est.high:.2f}]")
-    return text + (f" (n={est.n})" if n else "")
+    return _format(est, "", n)
 
 
 def points(est: Estimate, n: bool = False) -> str:
     """A difference in percentage points: '+0.31 ± 0.50' or '+0.31 [-0.90, +1.52]'."""
+    return _format(est, "+", n)
+
+
+def _format(est: Estimate, sign: str, n: bool) -> str:
     if est.n == 0:
         return "-"
-    text = f"{100 * est.mean:+.2f}"
+    text = f"{100 * est.mean:{sign}.2f}"
     if est.has_interval:
         text += (f" ± {100 * est.half_width:.2f}" if est.method == "t"
-                 else f" [{100 * est.low:+.2f}, {100 * est.high:+.2f}]")
+                 else f" [{100 * est.low:{sign}.2f}, {100 * est.high:{sign}.2f}]")
     return text + (f" (n={est.n})" if n else "")
