@@ -156,6 +156,23 @@ class TrainConfig:
                             "cores. Part of a run's identity: the order of float sums, and so the last bits of "
                             "every number, depend on it.", low=0)
 
+    precision: str = param("float32", "Compute precision: 'bfloat16' trains and evaluates under Keras' mixed_bfloat16 "
+                                      "policy (bfloat16 compute, float32 weights, masks, logits and loss; faster "
+                                      "on CPUs with AVX512-BF16 or AMX). Part of a run's identity: it changes "
+                                      "the numbers.", ("float32", "bfloat16"))
+    xla: bool = param(False, "Compile the train step with XLA (jit_compile); training batches are then padded to "
+                             "a few lengths (lth_tf.data.pipeline.XLA_LENGTH_BUCKETS) so it compiles a few times. "
+                             "Part of a run's identity: the padding and the compiler change the numbers.",
+                      applies=_cnn, when="--model=cnn (XLA made the LSTM about 10x slower on a CPU: "
+                                         "docs/benchmarks.md)")
+    eval_batch_size: int = param(0, "Batch size of the validation and test passes; 0 = --batch_size (the same "
+                                    "batches as always). Part of a run's identity: the CNN's output for a text "
+                                    "depends on how far its batch is padded (its max-pool sees windows over the "
+                                    "padding), so other evaluation batches change its numbers.", low=0)
+
+    def resolved_eval_batch_size(self) -> int:
+        return self.eval_batch_size or self.batch_size
+
     def resolved_threads(self) -> int:
         return self.threads or len(os.sched_getaffinity(0))
 

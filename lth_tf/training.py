@@ -14,6 +14,14 @@ step. The padding row's gradient is zeroed the same way, so it stays zero like P
 `train` runs one level: a fresh Adam, E epochs, early stopping on validation loss with patience (the
 counter resets on improvement) restoring the best epoch, and snapshots of the weights at requested
 steps (for late rewinding). Accuracy counts every sample, never a mean of batch means.
+
+Mixed precision (`--precision=bfloat16`, lth_tf.nets.models.precision_policy): the model computes in
+bfloat16, but its variables, and so the masks (float32, 0 or 1) and the gradients they multiply, are float32,
+and the logits are float32: pruned weights stay exactly 0 and the loss, accuracy and Adam update are the
+float32 ones. `--xla` compiles the train step with XLA (`jit_compile`); the pipeline then pads batches to a
+few lengths (lth_tf.data.pipeline.XLA_LENGTH_BUCKETS) so it compiles a few times, not once per batch.
+Evaluation accumulates its sums inside the compiled step (float64 variables, the same sums in the same
+order as adding each batch's float32 sums in Python) and reads them once at the end.
 """
 from __future__ import annotations
 
@@ -46,7 +54,12 @@ class MaskedModel:
         # The padding row stays zero, like PyTorch's `padding_idx` in the study (not counted as pruned).
         self._embedding = self.weights.get(f"{EMBEDDING_LAYER}/embeddings")
         self._loss = loss_fn(num_classes)
+        # (loss sum, correct, samples) of an evaluation, float64: adding each batch's float32 sums to it gives
+        # exactly what adding them to a Python float did (float32 -> float64 is exact; same order).
+        self._eval_totals = tf.Variable(tf.zeros([3], tf.float64), trainable=False, name="eval_totals")
         self._eval_step = tf.function(self._eval_batch, input_signature=BATCH_SIGNATURE, reduce_retracing=True)
+        self._eval_accumulate = tf.function(self._eval_and_accumulate, input_signature=BATCH_SIGNATURE,
+                                            reduce_retracing=True)
 
     @property
     def shapes(self) -> dict[str, tuple]:
@@ -82,10 +95,16 @@ class MaskedModel:
         self.apply_masks()
 
     def _eval_batch(self, ids, labels):
-        logits = self.model(ids, training=False)
+        """(sum of the batch's losses, number correct), float32 whatever the model computes in."""
+        logits = tf.cast(self.model(ids, training=False), tf.float32)
         loss = self._batch_loss(labels, logits)
         correct = tf.reduce_sum(tf.cast(tf.equal(predictions(logits, self.num_classes), labels), tf.float32))
         return tf.reduce_sum(loss), correct
+
+    def _eval_and_accumulate(self, ids, labels):
+        batch_loss, correct = self._eval_batch(ids, labels)
+        n = tf.cast(tf.shape(labels)[0], tf.float64)
+        self._eval_totals.assign_add(tf.stack([tf.cast(batch_loss, tf.float64), tf.cast(correct, tf.float64), n]))
 
     def _batch_loss(self, labels, logits):
         if self.num_classes == 2:
@@ -93,19 +112,19 @@ class MaskedModel:
         return self._loss(labels, logits)
 
     def evaluate(self, batches: Iterable) -> dict:
-        """Loss and accuracy over every sample of `batches`."""
-        loss_sum, correct, n = 0.0, 0.0, 0
+        """Loss and accuracy over every sample of `batches`: the sums are accumulated inside the compiled step
+        and read once at the end (no host round-trip per batch)."""
+        self._eval_totals.assign(tf.zeros([3], tf.float64))
         for ids, labels in batches:
-            batch_loss, batch_correct = self._eval_step(ids, labels)
-            loss_sum += float(batch_loss)
-            correct += float(batch_correct)
-            n += int(labels.shape[0])
+            self._eval_accumulate(ids, labels)
+        loss_sum, correct, n = (float(v) for v in self._eval_totals.numpy())
         if n == 0:
             raise ValueError("evaluate() got no samples")
-        return {"loss": loss_sum / n, "accuracy": correct / n, "n": n}
+        return {"loss": loss_sum / n, "accuracy": correct / n, "n": int(n)}
 
-    def make_train_step(self, optimizer: keras.optimizers.Optimizer, totals: tf.Variable):
-        """A compiled step: forward, backward, masked gradients, Adam update; accumulates (loss, correct, n)."""
+    def make_train_step(self, optimizer: keras.optimizers.Optimizer, totals: tf.Variable, jit_compile: bool = False):
+        """A compiled step: forward, backward, masked gradients, Adam update; accumulates (loss, correct, n).
+        jit_compile: compile it with XLA (once per input shape: feed it a few shapes only)."""
         variables = self.model.trainable_variables
         mask_of = {id(var): mask for var, mask in self._pairs}
         gradient_masks = [mask_of.get(id(v)) for v in variables]
@@ -113,7 +132,7 @@ class MaskedModel:
 
         def step(ids, labels):
             with tf.GradientTape() as tape:
-                logits = self.model(ids, training=True)
+                logits = tf.cast(self.model(ids, training=True), tf.float32)  # float32 already: a no-op
                 per_sample = self._batch_loss(labels, logits)
                 loss = tf.reduce_mean(per_sample)
             grads = tape.gradient(loss, variables)
@@ -122,7 +141,8 @@ class MaskedModel:
             totals.assign_add(tf.stack([tf.reduce_sum(per_sample), correct,
                                         tf.cast(tf.shape(labels)[0], tf.float32)]))
 
-        return tf.function(step, input_signature=BATCH_SIGNATURE, reduce_retracing=True)
+        return tf.function(step, input_signature=BATCH_SIGNATURE, reduce_retracing=True,
+                           jit_compile=True if jit_compile else None)
 
     def _apply_update(self, optimizer, variables, grads, gradient_masks) -> None:
         grads = [self._masked_gradient(v, g, m) for v, g, m in zip(variables, grads, gradient_masks)]
@@ -239,7 +259,7 @@ def train(mm: MaskedModel, train_batches: Callable[[int], Iterable], valid_batch
         log(f"  resuming after epoch {state.epoch} (step {state.step})")
     elif 0 in wanted:
         snapshots[0] = mm.snapshot()
-    step_fn = mm.make_train_step(optimizer, totals)
+    step_fn = mm.make_train_step(optimizer, totals, jit_compile=cfg.xla)
     start = time.perf_counter() - state.seconds
     epoch = state.epoch
     try:

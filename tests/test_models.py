@@ -95,3 +95,24 @@ def test_policy_admits_registry_layers_for_tfmot():
     pruned = tfmot.sparsity.keras.prune_low_magnitude(m, pruning_policy=policy)
     wrapped = [l.layer.name for l in pruned.layers if isinstance(l, PruneLowMagnitude)]
     assert {"conv3", "conv4", "conv5", "output", "embedding"} <= set(wrapped)
+
+
+def test_cnn_output_depends_on_padding_up_to_the_widest_filter():
+    """A fact evaluation batching must respect: the CNN convolves over the padding too (as the study's did), so a
+    text's logits change when its batch is padded further, until the padding is as long as the widest filter
+    minus one; beyond that only windows of padding alone are added, all equal, and nothing changes. So other
+    evaluation batches (--eval_batch_size) change the numbers: the default keeps today's batches."""
+    m = build_model(ModelConfig(model="cnn", embedding_dim=16, filters=8), 300, 2, seed=0)
+    rng = np.random.default_rng(0)
+    m.set_weights([w + rng.normal(0, 0.1, w.shape).astype(np.float32) if w.ndim == 1 else w for w in m.get_weights()])
+    text = rng.integers(2, 300, 12).astype(np.int32)
+    logits = [m(np.pad(text, (0, extra))[None], training=False).numpy()[0, 0] for extra in range(10)]
+    assert len(set(logits[:5])) > 1  # padding of 1 to 4 tokens changes the logit
+    assert len(set(logits[4:])) == 1  # from 4 tokens of padding (widest filter 5, minus 1) on, nothing does
+
+
+def test_lstm_output_does_not_depend_on_padding():
+    m = build_model(ModelConfig(model="lstm", embedding_dim=8, hidden=8), 300, 2, seed=0, fast_lstm=True)
+    text = np.random.default_rng(1).integers(2, 300, 9).astype(np.int32)
+    logits = [m(np.pad(text, (0, extra))[None], training=False).numpy()[0, 0] for extra in (0, 3, 20)]
+    np.testing.assert_allclose(logits, logits[0], rtol=1e-6, atol=1e-7)

@@ -122,3 +122,83 @@ def test_gradient_masking_equals_the_remasking_oracle_bit_for_bit(kind):
     assert np.all(production["embedding/embeddings"][PAD_ID] == 0)
     assert not np.array_equal(production["embedding/embeddings"], build_model(TINY[kind], 300, 2, seed=3)
                               .get_layer("embedding").embeddings.numpy())  # it trained
+
+
+@pytest.mark.parametrize("kind,classes", [("cnn", 3), ("lstm", 2)])
+def test_evaluate_gives_todays_numbers_bit_for_bit(kind, classes):
+    """evaluate() accumulates inside the compiled step and reads once; it must give exactly what adding each
+    batch's float32 sums to Python floats gave (a remainder batch of 8 included)."""
+    mm, _ = _pruned_model(kind, classes=classes)
+    batches = synthetic_batches(n=200, num_classes=classes, batch_size=64)
+    loss_sum, correct, n = 0.0, 0.0, 0
+    for ids, labels in batches():  # the evaluation loop as it was
+        batch_loss, batch_correct = mm._eval_step(ids, labels)
+        loss_sum += float(batch_loss)
+        correct += float(batch_correct)
+        n += int(labels.shape[0])
+    ev = mm.evaluate(batches())
+    assert ev == {"loss": loss_sum / n, "accuracy": correct / n, "n": n}
+    assert mm.evaluate(batches()) == ev  # the totals start from zero every time
+    with pytest.raises(ValueError):
+        mm.evaluate([])
+
+
+def _split(n=160, length=40, seed=0):
+    from lth_tf.data import EncodedSplit
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, length + 1, n)
+    labels = rng.integers(0, 2, n).astype(np.int32)
+    texts = [np.r_[2 + labels[i], rng.integers(2, 300, l - 1)] for i, l in enumerate(lengths)]
+    return EncodedSplit(np.concatenate(texts).astype(np.int32), np.r_[0, np.cumsum(lengths)].astype(np.int64), labels)
+
+
+def test_length_buckets_pad_batches_to_few_lengths_and_keep_the_batches():
+    from lth_tf.data import make_dataset
+    from lth_tf.data.pipeline import XLA_LENGTH_BUCKETS, bucket_length
+
+    assert [bucket_length(n, XLA_LENGTH_BUCKETS) for n in (1, 8, 9, 13, 17, 100, 4096, 4097)] == \
+        [8, 8, 12, 16, 24, 128, 4096, 8192]
+    split = _split()
+    plain = [(x.numpy(), y.numpy()) for x, y in make_dataset(split, 16, shuffle_seed=3)]
+    padded = [(x.numpy(), y.numpy()) for x, y in make_dataset(split, 16, shuffle_seed=3,
+                                                              length_buckets=XLA_LENGTH_BUCKETS)]
+    assert len(plain) == len(padded)
+    for (x, y), (px, py) in zip(plain, padded):
+        assert px.shape[1] == bucket_length(x.shape[1], XLA_LENGTH_BUCKETS) >= x.shape[1]
+        assert np.array_equal(px[:, :x.shape[1]], x) and not px[:, x.shape[1]:].any() and np.array_equal(py, y)
+    shapes = {x.shape[1] for x, _ in padded}
+    assert shapes <= set(XLA_LENGTH_BUCKETS) and len(shapes) < len({x.shape[1] for x, _ in plain})
+    from lth_tf.errors import UserError
+    with pytest.raises(UserError):
+        make_dataset(split, 16, length_buckets=(64, 32))
+
+
+def test_xla_training_keeps_pruned_weights_exactly_zero_and_learns():
+    from lth_tf.data import make_dataset
+    from lth_tf.data.pipeline import XLA_LENGTH_BUCKETS
+
+    mm, masks = _pruned_model("cnn")
+    split = _split()
+    result = train(mm, lambda epoch: make_dataset(split, 32, shuffle_seed=epoch, length_buckets=XLA_LENGTH_BUCKETS),
+                   lambda: make_dataset(split, 32), TrainConfig(epochs=4, patience=0, learning_rate=0.01, xla=True),
+                   seed=1, progress=False)
+    after = mm.prunable_values()
+    for name, mask in masks.items():
+        assert np.all(after[name][~mask] == 0.0), name
+        assert np.array_equal(mm.masks()[name], mask)
+    losses = [h["train_loss"] for h in result.history]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_xla_is_for_the_cnn_only():
+    from lth_tf.config import RunConfig
+
+    lstm = RunConfig(model=ModelConfig(model="lstm"), train=TrainConfig(xla=True))
+    (note,) = lstm.validate()
+    assert note.startswith("--xla=True applies only with --model=cnn") and "\n" not in note
+    assert lstm.identity() == RunConfig(model=ModelConfig(model="lstm")).identity()  # ignored
+    assert RunConfig(train=TrainConfig(xla=True)).validate() == []
+    assert RunConfig(train=TrainConfig(xla=True)).identity() != RunConfig().identity()
+    for other in (TrainConfig(precision="bfloat16"), TrainConfig(eval_batch_size=256)):
+        assert RunConfig(train=other).identity() != RunConfig().identity()
+    assert TrainConfig().resolved_eval_batch_size() == 64 and TrainConfig(eval_batch_size=256).resolved_eval_batch_size() == 256

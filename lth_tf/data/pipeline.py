@@ -3,8 +3,15 @@
 The batch plan (which examples, in which order) is made with numpy from the seed alone, before TensorFlow
 sees anything; a generator then pads one batch at a time with vectorised numpy. So the order depends only on
 the seed given, every iteration of a dataset repeats it, and there is no per-example Python in the hot path.
+
+`length_buckets` pads every batch further, to the smallest of a few fixed lengths that holds its longest
+text: a step compiled with XLA (`--xla`) compiles once per input shape, so it then compiles a few times
+instead of once per batch length. More padding changes the CNN's outputs for a text (its max-pool sees
+the windows over the padding), so it is only used where it is part of a run's identity (`--xla`).
 """
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 
@@ -12,6 +19,18 @@ from lth_tf.data.splits import EncodedSplit
 from lth_tf.errors import UserError
 
 CHUNK_BATCHES = 50  # bucketing sorts by length within windows of this many batches
+# Padded lengths for XLA: powers of two and 1.5x powers of two (two per octave), so a batch is padded by at most
+# half its longest text (16 -> 24 at worst) and a dataset of texts up to 4,096 tokens gives at most 17 shapes.
+XLA_LENGTH_BUCKETS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+
+
+def bucket_length(length: int, buckets: Sequence[int]) -> int:
+    """The smallest bucket >= length; beyond the largest bucket, the next multiple of it (still few shapes)."""
+    for b in buckets:
+        if b >= length:
+            return int(b)
+    top = int(buckets[-1])
+    return -(-length // top) * top
 
 
 def plan_batches(lengths: np.ndarray, batch_size: int, shuffle_seed: int | None = None, bucket: bool = True,
@@ -46,10 +65,15 @@ def plan_batches(lengths: np.ndarray, batch_size: int, shuffle_seed: int | None 
     return batches
 
 
-def pad_batch(token_ids: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """int32 [len(idx), max length] of the texts idx (their first lengths[i] tokens), zero-padded."""
+def pad_batch(token_ids: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, idx: np.ndarray,
+              length_buckets: Sequence[int] = ()) -> np.ndarray:
+    """int32 [len(idx), max length] of the texts idx (their first lengths[i] tokens), zero-padded; with
+    `length_buckets`, padded to bucket_length(max length) instead."""
     lens = lengths[idx]
-    out = np.zeros((len(idx), max(1, int(lens.max(initial=0)))), np.int32)
+    width = max(1, int(lens.max(initial=0)))
+    if length_buckets:
+        width = bucket_length(width, length_buckets)
+    out = np.zeros((len(idx), width), np.int32)
     total = int(lens.sum())
     rows = np.repeat(np.arange(len(idx)), lens)
     starts = np.cumsum(lens) - lens
@@ -65,11 +89,13 @@ def padding_fraction(lengths: np.ndarray, batches: list[np.ndarray]) -> float:
 
 
 def make_dataset(split: EncodedSplit, batch_size: int, shuffle_seed: int | None = None, bucket: bool = True,
-                 max_len: int = 0, drop_remainder: bool = False):
+                 max_len: int = 0, drop_remainder: bool = False, length_buckets: Sequence[int] = ()):
     """tf.data.Dataset of (ids int32 [B, T] zero-padded to the batch's longest text, labels int32 [B]).
 
     shuffle_seed None gives a fixed evaluation order; the same seed always gives the same batches. max_len > 0
-    keeps the first max_len tokens of each text. Autotuning is off (it stalled fit() here) and the dataset is
+    keeps the first max_len tokens of each text. length_buckets (e.g. XLA_LENGTH_BUCKETS): T is the smallest
+    bucket that holds the batch's longest text (see bucket_length), so few distinct shapes occur; the batches
+    (which texts, in which order) are the same. Autotuning is off (it stalled fit() here) and the dataset is
     deterministic; its cardinality (number of batches) is known."""
     from lth_tf.keras import tf
 
@@ -80,12 +106,15 @@ def make_dataset(split: EncodedSplit, batch_size: int, shuffle_seed: int | None 
     lengths = split.lengths()
     if max_len:
         lengths = np.minimum(lengths, max_len)
+    length_buckets = tuple(int(b) for b in length_buckets)
+    if any(b < 1 for b in length_buckets) or list(length_buckets) != sorted(set(length_buckets)):
+        raise UserError(f"length_buckets={length_buckets}: give increasing positive lengths")
     batches = plan_batches(lengths, batch_size, shuffle_seed, bucket, drop_remainder)
     token_ids, offsets, labels = split.token_ids, split.offsets, split.labels
 
     def generate():
         for idx in batches:
-            yield pad_batch(token_ids, offsets, lengths, idx), labels[idx]
+            yield pad_batch(token_ids, offsets, lengths, idx, length_buckets), labels[idx]
 
     ds = tf.data.Dataset.from_generator(
         generate, output_signature=(tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)))

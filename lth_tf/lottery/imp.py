@@ -15,6 +15,7 @@ import time
 from lth_tf.atomic import DamagedFile
 from lth_tf.config import Rewind, RunConfig
 from lth_tf.data import PreparedData, make_dataset
+from lth_tf.data.pipeline import XLA_LENGTH_BUCKETS
 from lth_tf.errors import UserError
 from lth_tf.keras import keras
 from lth_tf.lottery.branches import BRANCHES
@@ -51,12 +52,19 @@ class Experiment:
 
     def build(self, seed: int) -> MaskedModel:
         keras_model = build_model(self.cfg.model, len(self.data.vocab), self.data.num_classes, seed,
-                                  self.embedding_matrix, fast_lstm=True, stateful_dropout=self.resumable)
+                                  self.embedding_matrix, fast_lstm=True, stateful_dropout=self.resumable,
+                                  precision=self.cfg.train.precision)
         return MaskedModel(keras_model, self.data.num_classes, self.selection)
 
     def batches(self, split, seed=None):
-        return make_dataset(split, self.cfg.train.batch_size, shuffle_seed=seed, bucket=self.cfg.train.bucket,
-                            max_len=self.cfg.data.max_len)
+        """Training batches (seed given): --batch_size, padded to XLA's few lengths with --xla (the CNN only:
+        resolved() turns it off for the LSTM). Evaluation batches: --eval_batch_size, never bucket-padded
+        (evaluation is not XLA-compiled)."""
+        t = self.cfg.resolved().train
+        training = seed is not None
+        return make_dataset(split, t.batch_size if training else t.resolved_eval_batch_size(), shuffle_seed=seed,
+                            bucket=t.bucket, max_len=self.cfg.data.max_len,
+                            length_buckets=XLA_LENGTH_BUCKETS if training and t.xla else ())
 
     # --- a task's inputs ------------------------------------------------------------------------------
     def masks(self, task: Task, shapes: dict) -> masks_lib.Masks:
@@ -105,7 +113,7 @@ class Experiment:
         rewind_at = self.rewind_iteration() if task == dense(r) and not self.rewind.end else None
         checkpoints = self.run_dir.checkpoints(task) if self.resumable else None
         result = train(mm, lambda epoch: self.batches(self.data.train, derive_seed(seed, "epoch", epoch)),
-                       lambda: self.batches(self.data.valid), self.cfg.train, seed=seed,
+                       lambda: self.batches(self.data.valid), self.cfg.resolved().train, seed=seed,
                        snapshot_steps=[] if rewind_at is None else [rewind_at], log=self.log,
                        progress=self.progress, checkpoints=checkpoints, epoch_seeded=self.resumable,
                        steps_per_epoch=self.steps_per_epoch)

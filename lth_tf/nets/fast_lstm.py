@@ -17,6 +17,12 @@ and a hand-written gradient (`tf.custom_gradient`): its loop does only the cell'
 dz @ recurrent_kernel^T per step, and the recurrent kernel's gradient is one [H, T*B] x [T*B, 4H] matmul
 after the loop instead of T small ones accumulated inside it.
 
+Mixed precision (Keras' `mixed_bfloat16` policy, `--precision=bfloat16`): the layer's inputs arrive in
+bfloat16 and its float32 weights are read as bfloat16 inside the call, so the forward loop and the
+hand-written backward loop run in bfloat16 (as Keras' own LSTM does under that policy); the custom
+gradient returns each input's gradient in that input's dtype, and the float32 variables receive float32
+gradients through the casts. Checked against Keras' LSTM in bfloat16 and in float32 (tests/test_precision.py).
+
 With a GPU visible, with the environment variable LTH_FAST_LSTM=keras, or for anything the fast path
 does not cover (dropout inside the layer, stateful, return_state, an initial state, time-major or ragged
 inputs, non-default activations), the call goes to `keras.layers.LSTM.call`, i.e. the cuDNN kernel where
@@ -78,6 +84,10 @@ def _recurrence(xw, recurrent, mask):
 
     @tf.custom_gradient
     def run(xw, recurrent):
+        # Everything runs in xw's dtype (the layer's compute dtype: bfloat16 under Keras' mixed_bfloat16 policy,
+        # where the recurrent kernel arrives already cast); each gradient is returned in its input's dtype.
+        recurrent_dtype = recurrent.dtype
+        recurrent = tf.cast(recurrent, xw.dtype)
         timesteps = tf.shape(xw)[0]
         units = recurrent.shape[-2]
         zeros = tf.zeros_like(xw[0, ..., :units])
@@ -136,7 +146,7 @@ def _recurrence(xw, recurrent, mask):
                                         transpose_a=True)
             else:
                 d_recurrent = tf.einsum("tdbh,tdbg->dhg", h_prev, dz)
-            return dz, d_recurrent
+            return dz, tf.cast(d_recurrent, recurrent_dtype)
 
         return hs, grad
 
@@ -144,7 +154,10 @@ def _recurrence(xw, recurrent, mask):
 
 
 def _hoisted_lstm(inputs, mask, kernel, recurrent, bias, go_backwards, return_sequences, zero_output_for_mask):
-    """One matmul for every timestep's input projection, the recurrence with a hand-written gradient."""
+    """One matmul for every timestep's input projection, the recurrence with a hand-written gradient.
+    Computes in the inputs' dtype (bfloat16 under a mixed policy): weights of another dtype are cast to it, and
+    their gradients come back in their own dtype through the casts (float32 for float32 variables)."""
+    kernel, recurrent, bias = (tf.cast(w, inputs.dtype) for w in (kernel, recurrent, bias))
     x = tf.transpose(inputs, [1, 0, 2])  # time-major [T, B, I]
     m = None if mask is None else tf.transpose(tf.cast(mask, tf.bool), [1, 0])[:, :, None]
     if go_backwards:

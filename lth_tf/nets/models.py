@@ -7,9 +7,16 @@ Initialisation ('study'): PyTorch's untruncated Xavier normal with PyTorch's fan
 recurrent kernels, every bias zero (the LSTM forget gate too), embedding N(0, 1) with the padding and
 unknown rows zero. PyTorch's `Conv2d(1, F, (w, E))` counts fan_in = w*E and fan_out = F*w*E, so a conv
 filter's std is sqrt(2 / (w*E*(F+1))) ~ 0.008 for w=3, E=F=100, about 7x smaller than Keras' default.
+
+Precision ('float32' or 'bfloat16', `--precision`): 'bfloat16' builds the model under Keras' `mixed_bfloat16`
+policy: every layer computes in bfloat16 while its weights stay float32 variables (read as bfloat16 inside
+the layer's call; their gradients are float32), and the output layer computes in float32, so the logits and
+the loss are float32. The policy is set for the build only (`precision_policy`): layers keep the policy they
+were built with, and the global policy is restored afterwards. The weights for a seed do not depend on it.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -19,6 +26,31 @@ from lth_tf.errors import UserError
 from lth_tf.keras import keras, tf
 from lth_tf.nets import EMBEDDING_LAYER, OUTPUT_LAYER, PAD_ID, UNK_ID  # noqa: F401 (re-exported)
 
+# --precision -> the Keras dtype policy its layers are built under.
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Layers built inside compute in `precision` (see the module docstring); the previous global policy is
+    restored on the way out, so nothing built afterwards in this process is affected."""
+    if precision not in POLICIES:
+        raise UserError(f"--precision={precision!r}: choose from {', '.join(POLICIES)}")
+    previous = keras.mixed_precision.global_policy()
+    if POLICIES[precision] == previous.name:
+        yield
+        return
+    keras.mixed_precision.set_global_policy(POLICIES[precision])
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _output_dtype() -> dict:
+    """The output layer computes in float32 under a mixed policy: float32 logits, float32 loss."""
+    policy = keras.mixed_precision.global_policy()
+    return {"dtype": "float32"} if policy.compute_dtype != policy.variable_dtype else {}
 
 
 def _normal(std: float, seed: int) -> keras.initializers.Initializer:
@@ -125,7 +157,7 @@ def build_cnn(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
     units = output_units(num_classes)
     logits = keras.layers.Dense(units, kernel_initializer=_dense_kernel_init(cfg, cfg.filters * len(widths),
                                                                              units, seeds),
-                                bias_initializer="zeros", name=OUTPUT_LAYER)(x)
+                                bias_initializer="zeros", name=OUTPUT_LAYER, **_output_dtype())(x)
     return keras.Model(ids, logits, name="cnn")
 
 
@@ -172,23 +204,26 @@ def build_lstm(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
     x = _dropout(cfg, seeds, "dropout")(x)
     units = output_units(num_classes)
     logits = keras.layers.Dense(units, kernel_initializer=_dense_kernel_init(cfg, 2 * cfg.hidden, units, seeds),
-                                bias_initializer="zeros", name=OUTPUT_LAYER)(x)
+                                bias_initializer="zeros", name=OUTPUT_LAYER, **_output_dtype())(x)
     return keras.Model(ids, logits, name="lstm")
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, num_classes: int, seed: int,
-                embedding_matrix=None, fast_lstm: bool = False, stateful_dropout: bool = False) -> keras.Model:
+                embedding_matrix=None, fast_lstm: bool = False, stateful_dropout: bool = False,
+                precision: str = "float32") -> keras.Model:
     """The network for `cfg.model`, its weights a pure function of `seed` (and the GloVe matrix).
-    fast_lstm: see build_lstm (ignored for the CNN); stateful_dropout: see _dropout."""
+    fast_lstm: see build_lstm (ignored for the CNN); stateful_dropout: see _dropout; precision: 'float32' or
+    'bfloat16' (mixed: bfloat16 compute, float32 weights and logits; see the module docstring)."""
     if num_classes < 2:
         raise UserError(f"a classifier needs at least 2 classes, got {num_classes}")
     builders = {"cnn": build_cnn, "lstm": build_lstm}
     if cfg.model not in builders:
         raise UserError(f"--model={cfg.model!r} is not one of: {', '.join(builders)}")
-    if cfg.model == "lstm":
-        return build_lstm(cfg, vocab_size, num_classes, seed, embedding_matrix, fast_lstm=fast_lstm,
-                          stateful_dropout=stateful_dropout)
-    return builders[cfg.model](cfg, vocab_size, num_classes, seed, embedding_matrix, stateful_dropout=stateful_dropout)
+    with precision_policy(precision):
+        if cfg.model == "lstm":
+            return build_lstm(cfg, vocab_size, num_classes, seed, embedding_matrix, fast_lstm=fast_lstm,
+                              stateful_dropout=stateful_dropout)
+        return build_cnn(cfg, vocab_size, num_classes, seed, embedding_matrix, stateful_dropout=stateful_dropout)
 
 
 def loss_fn(num_classes: int):
