@@ -58,10 +58,12 @@ def synthetic_batches(shape: Shape, n: int, seed: int = 0, batch: int = BATCH):
              rng.integers(0, 2, size=(batch,)).astype(np.int32)) for _ in range(n)]
 
 
-def build_keras(shape: Shape, seed: int = 0, init: str = "study", fast_lstm: bool = False) -> keras.Model:
-    """The model lth_tf builds for `shape`; fast_lstm: with FastLSTM layers, as lth_tf trains the LSTM."""
+def build_keras(shape: Shape, seed: int = 0, init: str = "study", fast_lstm: bool = False,
+                precision: str = "float32") -> keras.Model:
+    """The model lth_tf builds for `shape`; fast_lstm: with FastLSTM layers, as lth_tf trains the LSTM;
+    precision: lth_tf's --precision (float32, or bfloat16 = Keras' mixed_bfloat16 policy)."""
     cfg = dataclasses.replace(shape.config(), init=init)
-    return build_model(cfg, shape.vocab, 2, seed, fast_lstm=fast_lstm)
+    return build_model(cfg, shape.vocab, 2, seed, fast_lstm=fast_lstm, precision=precision)
 
 
 def masked_model(model: keras.Model, cls=MaskedModel, sparsity: float = SPARSITY, seed: int = 0) -> MaskedModel:
@@ -78,11 +80,12 @@ class UnmaskedModel(MaskedModel):
         optimizer.apply_gradients(zip(grads, variables))
 
 
-def train_step(mm: MaskedModel):
-    """`mm.make_train_step` with a fresh Adam: (the compiled step, a sync function that waits for it)."""
+def train_step(mm: MaskedModel, jit_compile: bool = False):
+    """`mm.make_train_step` with a fresh Adam: (the compiled step, a sync function that waits for it);
+    jit_compile: compiled with XLA, as lth_tf's --xla does."""
     optimizer = keras.optimizers.Adam(learning_rate=5e-3)
     totals = tf.Variable(tf.zeros([3]), trainable=False)
-    return mm.make_train_step(optimizer, totals), totals.numpy
+    return mm.make_train_step(optimizer, totals, jit_compile=jit_compile), totals.numpy
 
 
 class Runner:

@@ -1,11 +1,13 @@
 """Run the lth_tf benchmarks and write their numbers as JSON (see docs/benchmarks.md).
 
-    python -m benchmarks.run [--quick] [--only=check,mask,peers,lstm,pipeline,level] --out=benchmarks/results.json
+    python -m benchmarks.run [--quick] [--only=check,mask,peers,lstm,pipeline,level,speed] --out=benchmarks/results.json
 
 Sections: `check` (FastLSTM and its research variants vs keras LSTM, numerically), `mask` (masked vs
 unmasked step time), `peers` (ours vs tfmot vs PyTorch), `lstm` (FastLSTM and the LSTM computations of
 benchmarks/lstm_variants.py side by side), `pipeline` (length bucketing vs padding on real IMDb), `level`
-(one IMP level on real IMDb, split by phase, and projections of the full protocol). --quick: few steps,
+(one IMP level on real IMDb, split by phase, and projections of the full protocol), `speed` (--precision=bfloat16
+and --xla against the default per train step, PyTorch float32 and autocast bfloat16, GFLOP/s and share of the
+measured matmul peak: benchmarks/speed.py). --quick: few steps,
 for a smoke test. A benchmark here is a script that prints what it measured; nothing is asserted.
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import sys
 import time
 
-SECTIONS = ("check", "mask", "peers", "lstm", "pipeline", "level")
+SECTIONS = ("check", "mask", "peers", "lstm", "pipeline", "level", "speed")
 
 
 def _log(msg: str) -> None:
@@ -86,6 +88,9 @@ def _table(results: dict) -> str:
         for name, c in lev["projection"]["configs"].items():
             lines.append(f"{name:26s} {c['tasks']:5d} {c['epochs']:6.1f} {c['epoch_seconds'] / 60:9.1f} "
                          f"{c['task_seconds'] / 60:9.1f} {c['total_hours']:8.1f}")
+    if results.get("speed"):
+        from benchmarks import speed
+        lines.append(speed.table(results["speed"]))
     return "\n".join(lines)
 
 
@@ -133,6 +138,9 @@ def main(argv=None) -> int:
         elif section == "level":
             from benchmarks import level
             results["level"] = level.run(args.quick, _log, known_costs=results.get("mask"))
+        elif section == "speed":
+            from benchmarks import speed
+            results["speed"] = speed.run(args.quick, _log)
         results["sections_seconds"][section] = time.perf_counter() - start
         results["load_average"][section] = {"before": load_before, "after": os.getloadavg()}
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

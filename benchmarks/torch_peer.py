@@ -4,7 +4,10 @@ The study's two networks in PyTorch (the study's own framework): the Kim CNN (em
 {3,4,5}, ReLU, max over time, dropout, linear) and the 2-layer bidirectional LSTM over packed sequences
 (the study's way of giving each text its true length), Adam, BCE-with-logits, batch 64. "masked" prunes
 every parameter tensor (embedding, kernels, biases, LSTM weights) with `torch.nn.utils.prune` at a
-fixed random 20% mask; "dense" trains without masks.
+fixed random 20% mask; "dense" trains without masks. A variant ending in "_bf16" runs the forward pass and
+the loss under `torch.autocast("cpu", dtype=torch.bfloat16)` (PyTorch's mixed precision: float32
+parameters, bfloat16 compute where autocast lists the op; the backward outside the autocast region, as
+PyTorch recommends).
 
 Protocol (one JSON object per line): the worker prints {"ready": ...} after warm-up, then answers every
 `{"variant": v, "steps": k}` on stdin with {"seconds_per_step": s, "cpu_seconds_per_step": c}. Run alone it prints its version.
@@ -66,6 +69,8 @@ def main():
              torch.from_numpy(rng.integers(0, 2, size=(batch, 1)).astype(np.float32))) for _ in range(4)]
 
     def make(variant):
+        autocast = variant.endswith("_bf16")
+        variant = variant.removesuffix("_bf16")
         if model_kind == "cnn":
             model = CNN()
         else:
@@ -85,7 +90,8 @@ def main():
             ids, lengths, labels = data[state["i"] % len(data)]
             state["i"] += 1
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(ids, lengths), labels)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                loss = loss_fn(model(ids, lengths), labels)
             loss.backward()
             optimizer.step()
         return step
