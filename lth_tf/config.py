@@ -300,13 +300,21 @@ class RunConfig:
                 sections[section][f.name] = f.default
         sections["data"]["vocab_size"] = self.data.resolved_vocab_size(self.model.model)
         sections["train"]["threads"] = self.train.resolved_threads()
+        sections["train"]["eval_batch_size"] = self.train.resolved_eval_batch_size()
         return RunConfig.from_dict(sections)
 
     def identity(self) -> dict[str, Any]:
-        """What names a run: the resolved settings, less how much to run and where the data lives (the data
-        enters the identity by its content, see lth_tf.rundir)."""
-        flat = {f"{s}.{f.name}": v for s, f, v in self.resolved().fields()}
-        return {k: v for k, v in flat.items() if k not in EXTENDING_SETTINGS + LOCATION_SETTINGS}
+        """What names a run: the resolved settings that differ from the resolved defaults of its model and
+        dataset (so a setting added later, at its default, names no run anew), plus the model, the dataset
+        and the thread count, less how much to run and where the data lives (the data enters the identity by
+        its content, see lth_tf.rundir)."""
+        base = RunConfig(data=DataConfig(dataset=self.data.dataset), model=ModelConfig(model=self.model.model),
+                         train=TrainConfig(threads=self.train.threads)).resolved()
+        ours = {f"{s}.{f.name}": v for s, f, v in self.resolved().fields()}
+        defaults = {f"{s}.{f.name}": v for s, f, v in base.fields()}
+        always = ("data.dataset", "model.model", "train.threads")
+        return {k: v for k, v in ours.items()
+                if (k in always or v != defaults[k]) and k not in EXTENDING_SETTINGS + LOCATION_SETTINGS}
 
     def legacy_hash(self) -> str:
         """How runs were named before 0.2: a hash of the settings as spelled. Kept to find those runs."""

@@ -57,7 +57,12 @@ def test_identity_resolves_defaults_and_ignores_how_much_to_run_and_where_data_l
     assert cfg(data=DataConfig(data_dir="/a/imdb", cache_dir="/c")).identity() == base.identity()
     assert cfg(prune=PruneConfig(levels=3), experiment=ExperimentConfig(replicates=3, branches="ticket")) \
         .identity() == base.identity()
-    assert cfg(model=ModelConfig(model="lstm")).identity()["data.vocab_size"] == 25_000
+    lstm = ModelConfig(model="lstm")
+    assert cfg(model=lstm, data=DataConfig(vocab_size=25_000)).identity() == cfg(model=lstm).identity()
+    assert cfg(model=lstm, data=DataConfig(vocab_size=50_000)).identity() != cfg(model=lstm).identity()
+    # Only what differs from the defaults names a run, so a setting added later (at its default) renames none.
+    assert set(RunConfig().identity()) == {"data.dataset", "model.model", "train.threads"}
+    assert cfg(train=TrainConfig(threads=1)).identity() != cfg(train=TrainConfig(threads=2)).identity()
 
 
 def test_rewind_points():
