@@ -22,6 +22,7 @@ DATASETS = ("imdb", "ag_news", "imdb_sample", "ag_news_sample")
 MODELS = ("cnn", "lstm")
 BRANCHES = ("ticket", "reinit", "random_mask", "study_random")  # described in lth_tf.lottery.branches
 STRATEGIES = ("local", "global")
+SPLITS = ("study", "official", "pooled")  # per dataset: DataConfig.check
 
 # Settings that say how much of an experiment to run, or where things live: they do not name the run,
 # so asking for more levels, replicates or branches extends the same run.
@@ -91,9 +92,13 @@ class DataConfig:
     dataset: str = param("imdb", "Dataset to use.", DATASETS)
     data_dir: str = param("", "Local data: an aclImdb folder or archive, the 50k-review IMDb CSV, a folder "
                               "with AG News train.csv/test.csv, or a prepared tensorflow-datasets directory.")
-    split: str = param("study", "IMDb split: 'study' pools all 50,000 reviews and splits 40,000/10,000; "
-                                "'official' keeps the 25,000/25,000 split.", ("study", "official"),
-                       applies=lambda c: c.data.dataset == "imdb", when="--dataset=imdb")
+    split: str = param("study", "How the labelled rows are split (docs/data.md). IMDb: 'study' pools all 50,000 "
+                                "reviews and splits them 40,000/10,000 (stratified, --split_seed); 'official' keeps "
+                                "the 25,000/25,000 split. AG News: 'study' keeps the given train.csv/test.csv "
+                                "(the study's protocol); 'pooled' pools the rows of train.csv (if present) and "
+                                "test.csv and splits them 80/20 as the study split IMDb (not the study's AG News "
+                                "protocol). --valid_fraction of the training part is then held out.", SPLITS,
+                       applies=lambda c: c.data.dataset in ("imdb", "ag_news"), when="--dataset=imdb or ag_news")
     valid_fraction: float = param(0.3, "Fraction of the training split held out for validation.",
                                   low=0.0, high=1.0, open_low=True, open_high=True)
     split_seed: int = param(0, "Seed of the train/test and train/validation splits.", low=0)
@@ -106,6 +111,21 @@ class DataConfig:
 
     def resolved_vocab_size(self, model: str) -> int:
         return self.vocab_size or (50_000 if model == "cnn" else 25_000)
+
+    def effective_split(self) -> str:
+        """The split as it acts: --split for IMDb and AG News; the samples are always pooled and split 80/20
+        (their own single file), which is the default 'study' here."""
+        return self.split if self.dataset in ("imdb", "ag_news") else "study"
+
+    def check(self) -> None:
+        """Checks of the data settings beyond each field's own choices and range."""
+        split = self.effective_split()
+        if self.dataset == "imdb" and split == "pooled":
+            raise UserError("--split=pooled: IMDb's 'study' split already pools all its labelled reviews and "
+                            "splits them 80/20; use --split=study")
+        if self.dataset == "ag_news" and split == "official":
+            raise UserError("--split=official: AG News' given train/test split is the study's; use --split=study "
+                            "(or --split=pooled to pool every labelled row and split 80/20)")
 
 
 @dataclass(frozen=True)
@@ -277,6 +297,7 @@ class RunConfig:
         for section, f, value in self.fields():
             _check_field(f, value)
         self.model.widths()
+        self.data.check()
         self.branch_list()
         e = self.experiment
         if e.late_rewind and e.finetune:

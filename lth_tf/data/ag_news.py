@@ -87,17 +87,25 @@ class AgNewsCsv(Source):
                 "sha256": h.hexdigest()}
 
     def read(self, log=print) -> RawData:
+        """The train part is absent when train.csv is (allowed only with --split=pooled: sources.py)."""
         names = (_read_classes(read_bytes(self.classes), self.classes) if self.classes
                  else list(AG_NEWS_CLASSES))
         raw = RawData(names, {})
         for part, path in (("train", self.train), ("test", self.test)):
+            if not path:
+                continue
             raw.parts[part] = read_ag_news_csv(read_bytes(path), path, len(names), raw)
             raw.origins[part] = path
         return raw
 
 
 class AgNewsArchive(Source):
+    """pooled (--split=pooled): an archive with test.csv but no train.csv will do."""
     kind = "AG News archive"
+
+    def __init__(self, dataset, path, pooled: bool = False):
+        super().__init__(dataset, path)
+        self.pooled = pooled
 
     def read(self, log=print) -> RawData:
         found = {}
@@ -112,13 +120,17 @@ class AgNewsArchive(Source):
         except CORRUPT as e:
             raise UserError(f"{self.path}: truncated or corrupt archive ({type(e).__name__}: {e}); "
                             f"download it again") from None
-        for needed in ("train.csv", "test.csv"):
+        for needed in ("test.csv",) if self.pooled else ("train.csv", "test.csv"):
             if needed not in found:
-                raise UserError(f"{self.path}: no {needed} inside; {AG_NEWS_HELP}")
+                raise UserError(f"{self.path}: no {needed} inside; {AG_NEWS_HELP}"
+                                + ("; or pass --split=pooled to pool the rows there are and split them 80/20"
+                                   if needed == "train.csv" else ""))
         names = _read_classes(found["classes.txt"][1], found["classes.txt"][0]) if "classes.txt" in found \
             else list(AG_NEWS_CLASSES)
         raw = RawData(names, {})
         for part in ("train", "test"):
+            if f"{part}.csv" not in found:
+                continue
             where, data = found[f"{part}.csv"]
             raw.parts[part] = read_ag_news_csv(data, where, len(names), raw)
             raw.origins[part] = where

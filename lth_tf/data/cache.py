@@ -35,8 +35,9 @@ def cache_key(cfg: DataConfig, identity: dict) -> tuple[str, dict]:
     parts = {"cache_version": CACHE_VERSION, "tokenizer": TOKENIZER_VERSION, "dataset": cfg.dataset,
              "source": identity, "valid_fraction": float(cfg.valid_fraction), "split_seed": int(cfg.split_seed),
              "test_fraction": TEST_FRACTION}
-    if cfg.dataset == "imdb":
-        parts["split"] = cfg.split
+    split = cfg.effective_split()
+    if cfg.dataset == "imdb" or split != "study":  # AG News' study split keeps the key it always had
+        parts["split"] = split
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:20], parts
 

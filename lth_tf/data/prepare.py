@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lth_tf.config import DataConfig
+from lth_tf.config import SPLITS, DataConfig
 from lth_tf.data import sources
 from lth_tf.data.cache import Corpus, cache_key, default_cache_dir, load_corpus, save_corpus
 from lth_tf.data.splits import TEST_FRACTION, EncodedSplit, stratified_split
@@ -72,8 +72,9 @@ def length_stats(lengths: np.ndarray) -> dict:
 # ---------------------------------------------------------------------------------------------- build ---
 def _validate(cfg: DataConfig) -> None:
     sources.check_dataset(cfg.dataset)
-    if cfg.split not in ("study", "official"):
-        raise UserError(f"--split={cfg.split}: choose study or official")
+    if cfg.split not in SPLITS:
+        raise UserError(f"--split={cfg.split}: choose {', '.join(SPLITS)}")
+    cfg.check()
     if not 0.0 <= cfg.valid_fraction < 1.0:
         raise UserError(f"--valid_fraction={cfg.valid_fraction}: must be at least 0 and below 1")
 
@@ -115,9 +116,11 @@ def build_corpus(cfg: DataConfig, source: sources.Source, log=print) -> Corpus:
                 raw.skip(f"{source.describe()} [{part} #{i}]", "empty text (only spaces or <br />)")
             raw.parts[part] = ([texts[i] for i in keep], labels[keep])
     check_classes(raw, source)  # before pooling, which would hide a class missing from one part
-    if cfg.dataset == "imdb" and cfg.split == "study" and "all" not in raw.parts:
-        tr, te = raw.parts.pop("train"), raw.parts.pop("test")
-        raw.parts["all"] = (tr[0] + te[0], np.concatenate([tr[1], te[1]]))
+    pooled_from = {}
+    if pools(cfg) and "all" not in raw.parts:
+        pooled_from = {part: len(raw.parts[part][0]) for part in ("train", "test") if part in raw.parts}
+        given = [raw.parts.pop(part) for part in pooled_from]
+        raw.parts["all"] = ([t for texts, _ in given for t in texts], np.concatenate([lab for _, lab in given]))
 
     t = time.perf_counter()
     index: dict = {}
@@ -156,8 +159,31 @@ def build_corpus(cfg: DataConfig, source: sources.Source, log=print) -> Corpus:
     tokens = [b.decode("utf-8") for b in index]
     meta = {"source": source.describe(), "source_kind": source.kind, "timings": timings,
             "skipped": dict(raw.skipped), "skipped_examples": list(raw.skipped_examples),
-            "raw_counts": {p: len(s) for p, s in encoded.items()}}
+            "raw_counts": {p: len(s) for p, s in encoded.items()}, "pooled_from": pooled_from}
     return Corpus(tokens, ids, offsets, labels, tuple(len(s) for s in splits), list(raw.class_names), meta)
+
+
+def pools(cfg: DataConfig) -> bool:
+    """Whether the train and test parts a source gives are pooled and split 80/20 (TEST_FRACTION): IMDb's study
+    split and AG News' --split=pooled. (The samples and the IMDb CSV have one part only, always split so.)"""
+    split = cfg.effective_split()
+    return (cfg.dataset == "imdb" and split == "study") or (cfg.dataset == "ag_news" and split == "pooled")
+
+
+def split_label(cfg: DataConfig, corpus_meta: dict) -> tuple[str, str | None]:
+    """(data.json's stats["split"], stats["split_note"]): the note says when a split is not the study's."""
+    split = cfg.effective_split()
+    if cfg.dataset == "imdb":
+        return split, None
+    if cfg.dataset == "ag_news" and split == "pooled":
+        parts = corpus_meta.get("pooled_from") or {}
+        rows = " + ".join(f"{n:,} {p}.csv" for p, n in parts.items()) or "every labelled row"
+        return "pooled", (f"pooled: {rows} rows split 80/20 train/test (stratified, --split_seed="
+                          f"{cfg.split_seed}), then {cfg.valid_fraction:g} of train held out for validation; "
+                          f"NOT the study's AG News protocol (the given 120,000 train / 7,600 test rows)")
+    if cfg.dataset == "ag_news":
+        return "given", None
+    return "80/20", None
 
 
 def build_vocab(tokens: list[str], train_ids: np.ndarray, vocab_size: int) -> tuple[list[str], np.ndarray,
@@ -183,7 +209,7 @@ def prepare_data(cfg: DataConfig, vocab_size: int, log=print) -> PreparedData:
     _validate(cfg)
     if vocab_size < 0:
         raise UserError(f"--vocab_size={vocab_size}: must be positive (0 = every training token)")
-    source = sources.resolve_source(cfg.dataset, cfg.data_dir)
+    source = sources.resolve_source(cfg.dataset, cfg.data_dir, split=cfg.effective_split())
     t = time.perf_counter()
     identity = source.identity()  # reads the content: the key changes whenever a text or a label does
     hash_s = time.perf_counter() - t
@@ -244,7 +270,8 @@ def _stats(cfg, corpus: Corpus, vocab, vocab_counts, splits, hit: bool, path: st
         "dataset": cfg.dataset,
         "source": corpus.meta.get("source"),
         "source_kind": corpus.meta.get("source_kind"),
-        "split": cfg.split if cfg.dataset == "imdb" else "given" if cfg.dataset == "ag_news" else "80/20",
+        "split": split_label(cfg, corpus.meta)[0],
+        **({"split_note": note} if (note := split_label(cfg, corpus.meta)[1]) else {}),
         "split_seed": cfg.split_seed,
         "valid_fraction": cfg.valid_fraction,
         "tokenizer": TOKENIZER_VERSION,

@@ -114,26 +114,28 @@ def _imdb_in_folder(folder: str) -> Source | None:
     return None
 
 
-def _ag_news_in_folder(folder: str) -> Source | None:
+def _ag_news_in_folder(folder: str, pooled: bool = False) -> Source | None:
+    """pooled (--split=pooled): test.csv alone will do, its rows are pooled and split 80/20."""
     train, test = _compressed(folder, "train.csv"), _compressed(folder, "test.csv")
-    if train and test:
+    if (train or pooled) and test:
         return AgNewsCsv("ag_news", folder, train, test, _compressed(folder, "classes.txt"))
     if test and not train:
         raise UserError(f"{test} found but train.csv is missing in {folder}: AG News needs its training split "
-                        f"(120,000 rows) too; {AG_NEWS_HELP}")
+                        f"(120,000 rows) too; {AG_NEWS_HELP}; or pass --split=pooled to pool the rows there are "
+                        f"and split them 80/20 (not the study's AG News protocol)")
     if train and not test:
         raise UserError(f"{train} found but test.csv is missing in {folder}; {AG_NEWS_HELP}")
     sub = os.path.join(folder, "ag_news_csv")
     if os.path.isdir(sub):
-        return _ag_news_in_folder(sub)
+        return _ag_news_in_folder(sub, pooled)
     entries = sorted(os.listdir(folder))
     archives = [e for e in entries if _is_archive(e) and os.path.isfile(os.path.join(folder, e))]
     archives.sort(key=lambda e: (not e.lower().startswith("ag_news"), e))
     if archives:
-        return AgNewsArchive("ag_news", os.path.join(folder, archives[0]))
+        return AgNewsArchive("ag_news", os.path.join(folder, archives[0]), pooled=pooled)
     manual = os.path.join(folder, "downloads", "manual")
     if os.path.isdir(manual):
-        return _ag_news_in_folder(manual)
+        return _ag_news_in_folder(manual, pooled)
     return None
 
 
@@ -144,11 +146,13 @@ def check_dataset(dataset: str) -> None:
         raise UserError(f"--dataset={dataset}: unknown dataset; choose from {choices}")
 
 
-def resolve_source(dataset: str, data_dir: str, online=None) -> Source:
+def resolve_source(dataset: str, data_dir: str, online=None, split: str = "study") -> Source:
     """Pick the source, in order: files in data_dir; a prepared tfds directory in data_dir (or, without
     data_dir, in ~/tensorflow_datasets); a tfds download when the host answers within ~3 s. Offline with
-    nothing local fails at once with a UserError saying what to download."""
+    nothing local fails at once with a UserError saying what to download. split='pooled' (AG News): a
+    test.csv without train.csv is accepted (its rows are pooled and split 80/20)."""
     online = online or is_online
+    pooled = dataset == "ag_news" and split == "pooled"
     if dataset in Sample.CLASSES:
         path = os.path.join(SAMPLES_DIR, f"{dataset}.csv.gz")
         if not os.path.isfile(path):
@@ -175,12 +179,12 @@ def resolve_source(dataset: str, data_dir: str, online=None) -> Source:
                     raise UserError(f"{path}:1: expected the header review,sentiment, found "
                                     f"{head.strip()!r:.80}; expected {IMDB_CSV_FORMAT}")
             if dataset == "ag_news" and _is_archive(path):
-                return AgNewsArchive(dataset, path)
+                return AgNewsArchive(dataset, path, pooled=pooled)
             if dataset == "ag_news" and os.path.basename(path).startswith(("train.csv", "test.csv")):
-                return _ag_news_in_folder(os.path.dirname(path) or ".") or \
+                return _ag_news_in_folder(os.path.dirname(path) or ".", pooled) or \
                     _fail(f"--data_dir={data_dir}: {help_}")
             raise UserError(f"--data_dir={data_dir}: not an {label} file this reader knows; {help_}")
-        find = _imdb_in_folder if dataset == "imdb" else _ag_news_in_folder
+        find = _imdb_in_folder if dataset == "imdb" else lambda folder: _ag_news_in_folder(folder, pooled)
         found = find(path)
         for sub in ("imdb", "aclImdb") if dataset == "imdb" else ("ag_news", "ag_news_csv"):
             if not found and os.path.isdir(os.path.join(path, sub)):  # e.g. --data_dir=shared/data
