@@ -21,12 +21,15 @@ from lth_tf.errors import UserError
 DATASETS = ("imdb", "ag_news", "imdb_sample", "ag_news_sample")
 MODELS = ("cnn", "lstm")
 BRANCHES = ("ticket", "reinit", "random_mask", "study_random")  # described in lth_tf.lottery.branches
-STRATEGIES = ("local", "global")
+STRATEGIES = ("local", "global", "lamp")  # lth_tf.sparsity.pruning.STRATEGIES
+GLOBAL_RANKINGS = ("all", "no_embedding")  # lth_tf.sparsity.pruning.GLOBAL_RANKINGS
 SPLITS = ("study", "official", "pooled")  # per dataset: DataConfig.check
 
 # Settings that say how much of an experiment to run, or where things live: they do not name the run,
 # so asking for more levels, replicates or branches extends the same run.
-EXTENDING_SETTINGS = ("data.cache_dir", "experiment.replicates", "experiment.branches", "prune.levels")
+# --allow_empty_tensors only lets a run go past a round it would otherwise stop at: the levels before are the same.
+EXTENDING_SETTINGS = ("data.cache_dir", "experiment.replicates", "experiment.branches", "prune.levels",
+                      "prune.allow_empty_tensors")
 # Where the data was read from does not name the run either: the data's content does (lth_tf.rundir).
 LOCATION_SETTINGS = ("data.data_dir", "data.glove_path")
 
@@ -156,8 +159,22 @@ class PruneConfig:
     levels: int = param(20, "Pruning levels after the dense level 0.", low=0)
     prune_fraction: float = param(0.2, "Fraction of the surviving weights pruned at each level.",
                                   low=0.0, high=1.0, open_low=True, open_high=True)
-    strategy: str = param("local", "'local': every tensor loses the fraction; 'global': one threshold over "
-                                   "all prunable weights.", STRATEGIES)
+    strategy: str = param("local", "'local': every tensor loses the fraction of its survivors (the study); "
+                                   "'global': one magnitude ranking over all pruned tensors (see --global_ranking); "
+                                   "'lamp': one ranking by LAMP score (Lee et al. 2021: a survivor's squared "
+                                   "magnitude over the sum of the squares of its tensor's survivors at least as "
+                                   "large), which keeps every tensor's largest weight. See docs/instruments.md.",
+                          STRATEGIES)
+    global_ranking: str = param("all", "Tensors in the one ranking of --strategy=global or lamp: 'all', or "
+                                       "'no_embedding': the embedding is left out of the ranking and pruned locally "
+                                       "by the same fraction (as open_lth ranks only conv/linear weights; "
+                                       "--noprune_embedding leaves it dense instead).", GLOBAL_RANKINGS,
+                                applies=lambda c: c.prune.strategy in ("global", "lamp") and c.prune.prune_embedding,
+                                when="--strategy=global or lamp with the embedding pruned")
+    allow_empty_tensors: bool = param(False, "Let a pruning round remove every surviving weight of a kernel or the "
+                                             "embedding (with a warning). Without it such a round stops the run "
+                                             "with an error naming the tensor (a conv kernel at 0% kept is a dead "
+                                             "network). A bias emptied only warns.")
     prune_bias: bool = param(True, "Prune biases (the study did).")
     prune_embedding: bool = param(True, "Prune the embedding (the study did).")
     prune_output: bool = param(True, "Prune the output layer (the study did).")
