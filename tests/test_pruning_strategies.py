@@ -195,8 +195,6 @@ def test_split_settings():
     assert sample.identity() == RunConfig(data=DataConfig(dataset="ag_news_sample")).identity()
 
 
-@pytest.mark.xfail(raises=UserError, strict=False,
-                   reason="lth_tf/lottery/imp.py (not owned here) must call prune(..., **pruning.options(cfg.prune))")
 def test_imp_passes_the_pruning_options(tmp_path):
     """An IMP task at level 1 prunes its parent's trained weights with the run's --global_ranking."""
     from lth_tf.lottery.imp import Experiment

@@ -22,7 +22,7 @@ from lth_tf.lottery.branches import BRANCHES
 from lth_tf.lottery.tasks import dense, derive_seed, mask_parent
 from lth_tf.nets.models import build_model
 from lth_tf.rundir import RunDir, Task
-from lth_tf.sparsity import masks as masks_lib
+from lth_tf.sparsity import masks as masks_lib, pruning
 from lth_tf.sparsity.pruning import prune, random_masks_like
 from lth_tf.sparsity.registry import Selection
 from lth_tf.training import MaskedModel, train
@@ -77,7 +77,7 @@ class Experiment:
         parent = mask_parent(task)
         parent_masks, weights = self.trained_masks(parent, shapes), self.read(parent, self.run_dir.read_weights)
         return prune(parent_masks, {n: weights[n] for n in parent_masks}, self.cfg.prune.prune_fraction,
-                     self.cfg.prune.strategy)
+                     self.cfg.prune.strategy, **pruning.options(self.cfg.prune))
 
     def trained_masks(self, task: Task, shapes: dict) -> masks_lib.Masks:
         """The mask a finished task trained under: its mask.npz, or derived again if that is missing."""
