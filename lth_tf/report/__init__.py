@@ -58,7 +58,11 @@ def write_report(run: rundir.RunDir, cfg: RunConfig, metrics: list[dict], log=pr
     for r in recs:
         writer.writerow({k: r[k] for k in RECORD_FIELDS})
     an = run_analysis(run, recs)
-    text = summary.summarise(cfg, an)
+    try:
+        data_note = run.data_info().get("stats", {}).get("split_note", "")
+    except (UserError, OSError):
+        data_note = ""
+    text = summary.summarise(cfg, an, data_note)
     run.write_results({"settings": cfg.to_dict(), "records": recs, "statistics": an.to_dict()}, buf.getvalue(), text)
     plots.write_plots(an, cfg, summary.title(cfg, len(an.replicates)), run.path)
     tensorboard.write_tensorboard(cfg, metrics, run.path)

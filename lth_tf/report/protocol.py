@@ -26,7 +26,7 @@ _COMMON = {"data.valid_fraction": 0.3, "data.max_len": 0, "data.glove_path": "",
 _CNN = {"model.filters": 100, "model.filter_sizes": "3,4,5", "data.vocab_size": 50_000}
 _LSTM = {"model.hidden": 256, "model.lstm_layers": 2, "data.vocab_size": 25_000}
 _IMDB = {"data.split": "study", "train.learning_rate": 5e-3}
-_AG = {"train.learning_rate": 1e-3}
+_AG = {"train.learning_rate": 1e-3, "data.split": "study"}
 STUDY_SETTINGS = {
     ("imdb", "cnn"): {**_COMMON, **_CNN, **_IMDB, "train.epochs": 20, "train.patience": 2},
     ("ag_news", "cnn"): {**_COMMON, **_CNN, **_AG, "train.epochs": 10, "train.patience": 0},
