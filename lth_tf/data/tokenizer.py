@@ -177,10 +177,13 @@ RULES: list[tuple[str, str, int]] = [
 
 _COMPILED = [(re.compile(p), r, n) for p, r, n in RULES]
 
+# Put around the text before the first rule (every rule sees a space on each side of every token).
+MARGIN = "  "
+
 
 def normalize(text: str) -> str:
     """The text after every rule: tokens separated by one or more spaces."""
-    text = "  " + text + "  "
+    text = MARGIN + text + MARGIN
     for pattern, repl, passes in _COMPILED:
         for _ in range(passes):
             text = pattern.sub(repl, text)
@@ -201,8 +204,41 @@ def tokenize_tf(texts):
     RaggedTensor [N, None] of tokens (a scalar gives a 1-D tensor of tokens). Input must be UTF-8."""
     from lth_tf.keras import tf
 
-    x = tf.strings.join(["  ", tf.convert_to_tensor(texts, tf.string), "  "])
+    x = tf.strings.join([MARGIN, tf.convert_to_tensor(texts, tf.string), MARGIN])
     for pattern, repl, passes in RULES:
         for _ in range(passes):
             x = tf.strings.regex_replace(x, pattern, repl, replace_global=True)
     return tf.strings.split(x)
+
+
+def rules_as_data() -> dict:
+    """The tokeniser as data, for reimplementations (an app that feeds an exported TFLite model, see
+    docs/export.md): the steps in order, exactly those `normalize`/`tokenize` and `tokenize_tf` run.
+    JSON-serialisable; `lth_tf.export` writes it as `tokenizer.json` beside every export."""
+    return {
+        "tokenizer": TOKENIZER_VERSION,
+        "input": "one text as a sequence of Unicode code points (decode UTF-8 first; the TensorFlow version "
+                 "requires valid UTF-8)",
+        "regex_dialect": (
+            "the subset common to RE2 and Python `re`: no look-around, no \\w \\s \\d or `.`, no flags; "
+            "character classes spell out literal characters (escaped with a backslash: \\ ] ^ [ -) and "
+            "code-point ranges, some outside the Basic Multilingual Plane (\\U0001F000-\\U0001FAFF): match "
+            "code points, not UTF-16 units or bytes (JavaScript: the `u` flag; Java: java.util.regex does); "
+            "no pattern matches the empty string"),
+        "replacement_syntax": ("\\1 to \\9 insert a captured group (a group that did not take part inserts "
+                               "nothing); every other character is literal (Java and JavaScript write $1, and "
+                               "need a literal $ or \\ escaped)"),
+        "ops": {
+            "wrap": "put `prefix` before and `suffix` after the text",
+            "replace_all": "replace every non-overlapping match of `pattern` by `replacement`, scanning left to "
+                           "right (Python re.sub, RE2 GlobalReplace); `passes` > 1: do that whole replacement "
+                           "`passes` times in a row",
+            "split": "split on `separator` and drop empty strings (the rules leave no other whitespace)",
+        },
+        "steps": [
+            {"op": "wrap", "prefix": MARGIN, "suffix": MARGIN},
+            *[{"op": "replace_all", "pattern": pattern, "replacement": repl, "passes": passes}
+              for pattern, repl, passes in RULES],
+            {"op": "split", "separator": " "},
+        ],
+    }
