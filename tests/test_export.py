@@ -112,7 +112,8 @@ def exported(request, tmp_path_factory):
     run_dir, data, texts = make_run(str(root), kind)
     logs = []
     report = export.export_run(run_dir, str(root / "exports"), data=data, log=logs.append, latency_runs=5,
-                               dense=(kind == "cnn"))  # the LSTM's dense conversions would only cost time
+                               dense=(kind == "cnn"),  # the LSTM's dense conversions would only cost time
+                               pqat=True)  # CNN: PQAT + full-integer model; LSTM: the report says why not
     task = export.load_task(export.load_run(run_dir), 0, 1, "ticket")  # the exported ticket, in Keras
     return kind, run_dir, data, texts, report, "\n".join(logs), task
 
@@ -123,9 +124,11 @@ def test_layout_and_metadata(exported):
     assert os.path.basename(path) == f"{os.path.basename(run_dir)}_r0_L01_ticket"  # best validation accuracy
     assert not [e for e in os.listdir(os.path.dirname(path)) if e.startswith((".tmp-", ".old-"))]
     expected = {"saved_model", "metadata.json", "export_report.json", "export_report.md", "vocab.txt",
-                "ticket_float.tflite", "ticket_int8.tflite"}
+                "ticket_float.tflite", "ticket_int8.tflite",
+                "labels.txt", "tokenizer.json", "tokenizer_cases.json"}  # the mobile contract
     if kind == "cnn":
-        expected |= {"dense", "dense_float.tflite", "dense_int8.tflite"}
+        expected |= {"dense", "dense_float.tflite", "dense_int8.tflite",
+                     "ticket_pqat_int8.tflite", "dense_pqat_int8.tflite"}  # --pqat
     assert set(os.listdir(path)) == expected
     meta = atomic.read_json(os.path.join(path, "metadata.json"))
     assert (meta["level"], meta["replicate"], meta["branch"], meta["model"]) == (1, 0, "ticket", kind)
@@ -141,13 +144,17 @@ def test_saved_model_takes_raw_text(exported):
     loaded = tf.saved_model.load(os.path.join(report["path"], "saved_model"))
     assert set(loaded.signatures) == {"serving_default", "token_ids"}
     out = loaded.signatures["serving_default"](texts=tf.constant(texts + ["", "unseen!"]))
+    assert [n.decode() for n in out["class_name"].numpy()] == [CLASSES[i] for i in out["class_ids"].numpy()]
+    assert out["class_names"].numpy().tolist() == [[c.encode() for c in CLASSES]] * (len(texts) + 2)
     probs = out["probabilities"].numpy()
     assert probs.shape == (len(texts) + 2, 2)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-6)
-    # The same texts encoded in Python (tokenize + vocab.txt, --max_len applied) through Keras.
+    # The same texts encoded in Python (tokenize + vocab.txt, --max_len applied) through Keras, each text alone
+    # (the SavedModel's answer for a text does not depend on its batch; Keras' CNN on a padded batch does).
     max_len = MODELS[kind][1]
-    ids = padded(encode(texts + ["", "unseen!"], max_len))
-    want = probabilities(task.model(ids, training=False), 2).numpy()
+    rows = encode(texts + ["", "unseen!"], max_len)
+    ids = padded(rows)
+    want = export.keras_probabilities(task.model, export.Examples(ids, np.asarray([len(r) for r in rows]), None, ""), 2)
     np.testing.assert_allclose(probs, want, atol=1e-5)
     assert np.array_equal(out["class_ids"].numpy(), want.argmax(-1))
     by_ids = loaded.signatures["token_ids"](token_ids=tf.constant(ids))["probabilities"].numpy()
@@ -293,7 +300,8 @@ def test_cli_help_lists_flags_and_main_defines_export_dir_too():
     assert proc.returncode == 0, proc.stderr
     assert "python -m lth_tf.export " in proc.stdout
     for flag in ("--run_dir", "--level", "--replicate", "--branch", "--export_dir", "--[no]tflite", "--[no]no_tflite",
-                 "--[no]dense", "--tflite_length", "--max_examples", "--latency_runs", "--num_threads"):
+                 "--[no]dense", "--tflite_length", "--max_examples", "--latency_runs", "--num_threads",
+                 "--[no]pqat", "--pqat_epochs", "--pqat_learning_rate"):
         assert flag in proc.stdout, flag
     # lth_tf.main (--export, --export_dir) and the export command in one process: no duplicate flag.
     code = ("import lth_tf.main\nfrom lth_tf.export import __main__ as m\nm.define_flags()\n"
@@ -330,3 +338,200 @@ def test_xnnpack_failure_falls_back_to_builtin_resolver(exported, monkeypatch):
         runner = export.LiteRunner(f.read())
     assert runner.resolver == export.RESOLVER_FALLBACK and "XNNPACK" in runner.fallback_reason
     assert runner.predict(np.zeros(runner.length, np.int32)).shape == (2,)
+
+
+# ----------------------------------------------------------------------------- mobile: batch independence ---
+def _alone(task, rows):
+    """The Keras network's probabilities for each row of ids alone (no padding at all)."""
+    return np.stack([probabilities(task.model(np.asarray([r if len(r) else [0]], np.int32), training=False),
+                                   2).numpy()[0] for r in rows])
+
+
+def test_saved_model_batch_independent(exported):
+    """A text's probabilities are the same alone or among others, in both signatures, and equal the Keras
+    network's on the text alone; Keras' own CNN does depend on the batch's padding (the cause)."""
+    kind, _, _, texts, report, _, task = exported
+    loaded = tf.saved_model.load(os.path.join(report["path"], "saved_model"))
+    rows = encode(texts, MODELS[kind][1])
+    alone = _alone(task, rows)
+    batch = loaded.signatures["serving_default"](texts=tf.constant(texts))["probabilities"].numpy()
+    np.testing.assert_allclose(batch, alone, atol=1e-6)
+    for i in (0, 1, 5):
+        one = loaded.signatures["serving_default"](texts=tf.constant([texts[i]]))["probabilities"].numpy()[0]
+        np.testing.assert_allclose(one, batch[i], atol=1e-6)
+        ids_alone = loaded.signatures["token_ids"](token_ids=tf.constant([rows[i]], tf.int32))["probabilities"]
+        np.testing.assert_allclose(ids_alone.numpy()[0], alone[i], atol=1e-6)  # no extra padding: Keras' output
+    extra = np.pad(padded(rows), [[0, 0], [0, 7]])  # more padding than the batch needs changes nothing
+    np.testing.assert_allclose(loaded.signatures["token_ids"](token_ids=tf.constant(extra))["probabilities"].numpy(),
+                               alone, atol=1e-6)
+    keras_batched = probabilities(task.model(padded(rows), training=False), 2).numpy()
+    if kind == "cnn":  # the test network is one where padding wins max-pools (random biases, non-zero pad row)
+        assert np.abs(keras_batched - alone).max() > 1e-3
+    else:  # the LSTM masks padding
+        np.testing.assert_allclose(keras_batched, alone, atol=1e-6)
+    check = report["saved_model_checks"]["ticket/saved_model"]
+    assert check["batched_vs_alone_max_abs_diff"] < 1e-6 and check["token_ids_vs_keras_alone_max_abs_diff"] < 1e-6
+
+
+def test_tflite_batch_independent(exported):
+    """TFLite runs one text per invoke and reads only its real ids: padded to L it gives the text alone's
+    probabilities, which the SavedModel gives for the text in a batch."""
+    kind, _, _, texts, report, _, task = exported
+    loaded = tf.saved_model.load(os.path.join(report["path"], "saved_model"))
+    length = report["tflite_length"]
+    rows = [r[:length] for r in encode(texts, MODELS[kind][1])]
+    in_batch = loaded.signatures["serving_default"](texts=tf.constant(texts))["probabilities"].numpy()
+    alone = _alone(task, rows)
+    with open(os.path.join(report["path"], "ticket_float.tflite"), "rb") as f:
+        runner = export.LiteRunner(f.read())
+    for i, r in enumerate(rows[:8]):
+        ids = np.zeros(length, np.int32)
+        ids[:len(r)] = r
+        got = runner.predict(ids)
+        np.testing.assert_allclose(got, alone[i], atol=1e-5)
+        np.testing.assert_allclose(got, in_batch[i], atol=1e-5)
+
+
+# --------------------------------------------------------------------------------- mobile: the contract ---
+def test_contract_files_and_tokenizer_cases_agree(exported):
+    """labels.txt, tokenizer.json, tokenizer_cases.json; the cases agree with lth_tf.data.tokenize, with
+    tokenize_tf, with the SavedModel's own tokenisation and ids, and the TFLite input built from them gives
+    the SavedModel's answer for the raw text."""
+    from lth_tf.data import tokenize_tf
+
+    kind, _, _, _, report, _, _ = exported
+    path = report["path"]
+    with open(os.path.join(path, "labels.txt"), encoding="utf-8") as f:
+        assert f.read().splitlines() == CLASSES
+    with open(os.path.join(path, "vocab.txt"), encoding="utf-8") as f:
+        assert f.read().splitlines() == VOCAB
+    spec = atomic.read_json(os.path.join(path, "tokenizer.json"))
+    from lth_tf.data import tokenizer as T
+    assert [(s["pattern"], s["replacement"], s["passes"]) for s in spec["steps"][1:-1]] == T.RULES
+    assert spec["encoding"]["unknown_id"] == 1 and spec["encoding"]["tflite_length"] == report["tflite_length"]
+    meta = atomic.read_json(os.path.join(path, "metadata.json"))
+    assert meta["contract"]["labels"] == "labels.txt" and meta["contract"]["tokenizer"] == "tokenizer.json"
+
+    cases = atomic.read_json(os.path.join(path, "tokenizer_cases.json"))["cases"]
+    names = {c["name"] for c in cases}
+    assert {"url", "emoticons", "non_ascii", "html_line_breaks", "empty", "casing", "punctuation_runs"} <= names
+    by_name = {c["name"]: c for c in cases}
+    assert by_name["empty"]["tokens"] == [] and by_name["html_line_breaks"]["tokens"][:3] == ["Good", ".", "Bad"]
+    assert ":)" in by_name["emoticons"]["tokens"] and "Café" in by_name["non_ascii"]["tokens"]
+    assert by_name["casing"]["tokens"][:3] == ["The", "THE", "the"]
+    assert any(i > 1 for i in by_name["vocabulary_words"]["token_ids"])  # known words get their ids
+    texts = [c["text"] for c in cases]
+    index = {t: i for i, t in enumerate(VOCAB) if i > 1}
+    for c in cases:
+        assert tokenize(c["text"]) == c["tokens"], c["name"]
+        assert c["token_ids"] == [index.get(t, 1) for t in c["tokens"]]
+    assert [[t.decode() for t in row] for row in tokenize_tf(tf.constant(texts)).to_list()] == \
+        [c["tokens"] for c in cases]
+
+    loaded = tf.saved_model.load(os.path.join(path, "saved_model"))
+    own = loaded.tokenize(tf.constant(texts))
+    for c, toks, ids, n in zip(cases, own["tokens"].numpy(), own["token_ids"].numpy(), own["lengths"].numpy()):
+        assert [t.decode() for t in toks[:n]] == c["tokens"] and ids[:n].tolist() == c["token_ids"], c["name"]
+    served = loaded.signatures["serving_default"](texts=tf.constant(texts))
+    for c, row in zip(cases, served["token_ids"].numpy()):
+        k = len(c["saved_model_ids"])
+        assert row[:k].tolist() == c["saved_model_ids"] and not row[k:].any(), c["name"]
+
+    length = report["tflite_length"]
+    with open(os.path.join(path, "ticket_float.tflite"), "rb") as f:
+        runner = export.LiteRunner(f.read())
+    probs = served["probabilities"].numpy()
+    for c, p in zip(cases, probs):
+        ids = np.zeros(length, np.int32)
+        ids[:len(c["tflite_ids"])] = c["tflite_ids"]
+        if len(c["tflite_ids"]) == len(c["saved_model_ids"]):  # the same ids read by both
+            np.testing.assert_allclose(runner.predict(ids), p, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------- mobile: LiteRT, messages ---
+def test_litert_verifies_without_deprecation_warnings(exported, recwarn):
+    _, _, _, _, report, logs, _ = exported
+    assert all(v["runtime"] == "ai_edge_litert" for v in report["tflite"].values())
+    assert "TFLite models verified with LiteRT (ai_edge_litert" in logs
+    with open(os.path.join(report["path"], "ticket_int8.tflite"), "rb") as f:
+        export.LiteRunner(f.read())
+    with export_tflite.quiet_tflite_deprecation():
+        pass
+    assert not [w for w in recwarn if "deprecated" in str(w.message)]
+
+
+def test_fallback_to_tf_lite_is_said_once_and_quiet(exported, monkeypatch, recwarn):
+    _, _, _, _, report, _, _ = exported
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # import fails: as if not installed
+    monkeypatch.setattr(export_tflite, "_NOTE", [])
+    with open(os.path.join(report["path"], "ticket_float.tflite"), "rb") as f:
+        content = f.read()
+    runners = [export.LiteRunner(content) for _ in range(3)]
+    assert {r.package for r in runners} == {"tf.lite"}
+    note = export.interpreter_note()
+    assert "ai-edge-litert is not usable here" in note and "deprecated" in note and len(export_tflite._NOTE) == 1
+    assert not [w for w in recwarn if "tf.lite.Interpreter is deprecated" in str(w.message)]
+
+
+def test_messages_say_what_they_measure(exported):
+    kind, _, _, _, report, logs, task = exported
+    assert "text_roundtrip_agreement" not in logs and "reload check {" not in logs
+    assert "SavedModel reloaded and checked on 24 test texts" in logs
+    assert "token_ids signature vs the Keras network on each text alone: same class for 100.0%" in logs
+    assert "raw-text signature on the texts rebuilt from their tokens: its token ids equal " \
+           "lth_tf.data.tokenize's for 100.0%; its probabilities vs Keras on those ids: same class for 100.0%" in logs
+    assert "same predicted class as the Keras network (each text alone) on 100.0% of 24 test texts" in logs
+    check = report["saved_model_checks"]["ticket/saved_model"]
+    assert check["text_signature_ids_equal_python_tokenizer"] == 1.0 and check["text_signature_vs_keras_agreement"] == 1.0
+    assert check["text_signature_vs_keras_max_abs_diff"] < 1e-6 and check["class_names_output"]
+    table = open(os.path.join(report["path"], "export_report.md"), encoding="utf-8").read()
+    assert "| pruned weights stored as 0 |" in table
+    for key, info in report["tflite"].items():  # every weight located in every file, LSTM gates included
+        zeros = info["pruned_zeros"]
+        assert zeros["not_found"] == [], (key, zeros["not_found"])
+        if key.startswith("ticket/"):
+            assert zeros["fraction_kept"] == 1.0 and zeros["pruned"] > 0.45 * sum(m.size for m in task.masks.values())
+    if kind == "cnn":
+        assert "| ticket | TFLite int8 (PQAT, full integer) |" in table and "PQAT (--pqat): " in table
+    else:
+        assert "PQAT (--pqat): not for this network." in table
+        assert "no quantization-aware training for the BiLSTM" in logs and "dynamic-range int8" in logs
+
+
+# ---------------------------------------------------------------------------------------- mobile: PQAT ---
+def test_pqat_keeps_zeros_and_gives_a_full_integer_model_litert_runs(exported):
+    kind, run_dir, data, _, report, logs, task = exported
+    if kind != "cnn":
+        status = report["pqat"]
+        assert status["supported"] is False and "not supported" in status["quantize_apply"]
+        assert any("Bidirectional" in layer for layer in status["layers_without_8bit_config"])
+        return
+    info = report["tflite"]["ticket/pqat_int8"]
+    q = info["pqat"]
+    assert q["twin_vs_keras_max_abs_diff"] < 1e-5  # the Conv2D twin computes the Keras network
+    zero = q["pruned_still_zero"]
+    assert zero["all_zero"] and zero["pruned"] > 0.45 * sum(m.size for m in task.masks.values())
+    assert info["pruned_zeros"]["fraction_kept"] == 1.0  # and the int8 file stores them as 0
+    assert info["full_integer"] and info["float_tensors"] == []
+    assert set(info["tensor_dtypes"]) <= {"int8", "int32", "bool"}
+    assert (info["input_dtype"], info["output_dtype"]) == ("int32", "int8")
+    assert info["runtime"] == "ai_edge_litert" and info["flex_or_custom"] == []
+    assert info["examples"] == len(data.test) and info["agreement"] >= 0.75, info
+
+    with open(os.path.join(report["path"], "ticket_pqat_int8.tflite"), "rb") as f:
+        runner = export.LiteRunner(f.read())
+    details = {d["index"]: d for d in runner.it.get_tensor_details()}
+    ops = runner.it._get_ops_details()
+    by_op = {}
+    for op in ops:
+        outs = [np.dtype(details[i]["dtype"]).name for i in op["outputs"] if i >= 0]
+        by_op.setdefault(op["op_name"], set()).update(outs)
+    for name in ("CONV_2D", "FULLY_CONNECTED", "SOFTMAX", "GATHER"):
+        assert by_op.get(name) == {"int8"}, (name, by_op)
+    weights = [d for d in details.values() if len(d["shape"]) >= 2 and np.dtype(d["dtype"]) == np.int8
+               and d["quantization_parameters"]["scales"].size]
+    assert weights  # int8 weights with scales
+    ids = np.zeros(runner.length, np.int32)
+    ids[:3] = [5, 6, 7]
+    p = runner.predict(ids)
+    assert p.shape == (2,) and abs(p.sum() - 1) < 0.02

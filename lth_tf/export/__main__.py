@@ -6,7 +6,8 @@ from absl import flags
 
 from lth_tf import cli
 from lth_tf.config import BRANCHES
-from lth_tf.export import DEFAULT_LATENCY_RUNS, DEFAULT_MAX_EXAMPLES, DEFAULT_TFLITE_LENGTH, export_run
+from lth_tf.export import (DEFAULT_LATENCY_RUNS, DEFAULT_MAX_EXAMPLES, DEFAULT_PQAT_EPOCHS, DEFAULT_PQAT_LEARNING_RATE,
+                           DEFAULT_TFLITE_LENGTH, export_run)
 
 FLAGS = flags.FLAGS
 COMMAND = "lth_tf.export"  # what --help shows and lists the flags of (they are registered under this name)
@@ -32,6 +33,12 @@ def define_flags() -> None:
         (flags.DEFINE_integer, "max_examples", DEFAULT_MAX_EXAMPLES, "Test texts used to verify the TFLite models."),
         (flags.DEFINE_integer, "latency_runs", DEFAULT_LATENCY_RUNS, "Invokes timed per TFLite model (median)."),
         (flags.DEFINE_integer, "num_threads", 1, "Interpreter threads."),
+        (flags.DEFINE_boolean, "pqat", False, "CNN: pruning-preserving quantization-aware training (a short "
+                                              "fine-tune on the training split), then a full-integer int8 TFLite "
+                                              "model (*_pqat_int8.tflite). BiLSTM: the report says why not."),
+        (flags.DEFINE_integer, "pqat_epochs", DEFAULT_PQAT_EPOCHS, "Epochs of the PQAT fine-tune."),
+        (flags.DEFINE_float, "pqat_learning_rate", DEFAULT_PQAT_LEARNING_RATE, "Adam learning rate of the PQAT "
+                                                                             "fine-tune."),
     ):
         if name not in FLAGS:
             define(name, default, help_text, module_name=COMMAND)
@@ -47,7 +54,8 @@ def main() -> int:
     export_run(FLAGS.run_dir, FLAGS.export_dir, replicate=FLAGS.replicate, level=FLAGS.level,
                branch=FLAGS.branch, tflite=FLAGS.tflite and not FLAGS.no_tflite, tflite_length=FLAGS.tflite_length,
                max_examples=FLAGS.max_examples, latency_runs=FLAGS.latency_runs, num_threads=FLAGS.num_threads,
-               dense=FLAGS.dense, log=lambda m: print(m, flush=True))
+               dense=FLAGS.dense, pqat=FLAGS.pqat, pqat_epochs=FLAGS.pqat_epochs,
+               pqat_learning_rate=FLAGS.pqat_learning_rate, log=lambda m: print(m, flush=True))
     return 0
 
 

@@ -71,7 +71,7 @@ def ratio(a, b):
 def ratios_ticket_vs_dense(sizes: dict) -> dict:
     """{format: {raw, gzip}} of the ticket's size over the dense network's, per format both have."""
     ratios = {}
-    for fmt in ("saved_model", "float", "int8"):
+    for fmt in ("saved_model", "float", "int8", "pqat_int8"):
         d, t = sizes.get(f"dense/{fmt}"), sizes.get(f"ticket/{fmt}")
         if d and t:
             ratios[fmt] = {"raw": ratio(t["raw_bytes"], d["raw_bytes"]), "gzip": ratio(t["gzip_bytes"], d["gzip_bytes"])}

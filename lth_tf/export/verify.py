@@ -24,21 +24,29 @@ class Examples:
     source: str
 
 
-def verification_examples(run: LoadedRun, data, max_examples: int, length: int, log: Callable) -> Examples:
-    """The first `max_examples` test texts, truncated to `length` tokens; random ids if the test split is
-    unavailable (then no accuracy is reported)."""
-    reason = None
-    if data is None and max_examples > 0:
+def run_data(run: LoadedRun, data, log: Callable) -> tuple[object | None, str | None]:
+    """(the run's PreparedData, None), prepared again if not given (normally from its cache), or (None, why
+    not): the dataset is not available here, or its vocabulary is not the run's."""
+    if data is None:
         try:
             from lth_tf.data import prepare_data
 
             cfg = run.cfg
             data = prepare_data(cfg.data, cfg.data.resolved_vocab_size(cfg.model.model), log=log)
         except (UserError, OSError, ImportError) as e:
-            reason = f"test split unavailable ({e})"
-    if data is not None and list(data.vocab) != list(run.vocab):
-        reason, data = "the prepared data's vocabulary differs from the run's vocab.txt", None
+            return None, f"the run's data is unavailable ({e})"
+    if list(data.vocab) != list(run.vocab):
+        return None, "the prepared data's vocabulary differs from the run's vocab.txt"
+    return data, None
+
+
+def verification_examples(run: LoadedRun, data, max_examples: int, length: int, log: Callable,
+                          reason: str | None = None) -> Examples:
+    """The first `max_examples` test texts of `data` (see run_data), truncated to `length` tokens; random ids
+    if there is no data (then no accuracy is reported; `reason` says why)."""
     n = max(0, int(max_examples))
+    if n > 0 and reason is None and (data is None or list(data.vocab) != list(run.vocab)):
+        data, reason = run_data(run, data, log)
     if data is not None:
         split = data.test.take(np.arange(min(n, len(data.test))))
         lengths = np.minimum(split.lengths(), length).astype(np.int64)
@@ -103,3 +111,21 @@ def latency(runner: LiteRunner, ex: Examples, runs: int) -> dict:
         runner.predict(row)
         times.append(time.perf_counter() - start)
     return {"latency_ms_median": 1000 * statistics.median(times), "latency_runs": runs}
+
+
+def describe_lite(key: str, info: dict, sizes: dict, examples: str) -> str:
+    """One log line for a converted TFLite model: size, what it was compared with and how it came out."""
+    agree, n = info.get("agreement"), info.get("examples", 0)
+    parts = [f"export: {key}.tflite {sizes['raw_bytes']:,} B (gzip -9 {sizes['gzip_bytes']:,} B)"]
+    if agree is not None:
+        parts.append(f"same predicted class as the Keras network (each text alone) on {100 * agree:.1f}% of "
+                     f"{n} {examples} ({info['disagreements']} differ; max probability difference "
+                     f"{info['max_abs_probability_diff']:.1e})")
+    if info.get("accuracy") is not None:
+        parts.append(f"accuracy {100 * info['accuracy']:.2f}% (Keras on the same input "
+                     f"{100 * info['keras_accuracy_same_input']:.2f}%)")
+    zeros = info.get("pruned_zeros") or {}
+    if zeros.get("fraction_kept") is not None:
+        parts.append(f"pruned weights stored as 0: {100 * zeros['fraction_kept']:.2f}% of {zeros['pruned']:,}")
+    parts.append(f"interpreter {info.get('runtime')}, {info.get('resolver')}")
+    return "; ".join(parts)
