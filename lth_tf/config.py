@@ -189,6 +189,11 @@ class TrainConfig:
                              "the best epoch's weights are kept. 0 = no early stopping, keep the last epoch.",
                           low=0)
     bucket: bool = param(True, "Batch texts of similar length together (less padding).")
+    masking: str = param("native", "How pruned weights are held at 0: 'native' (lth_tf.training.MaskedModel: masked "
+                                   "gradients) or 'tfmot' (tensorflow-model-optimization's prune_low_magnitude "
+                                   "wrappers holding the IMP masks, never re-ranking: "
+                                   "lth_tf.sparsity.tfmot_masking). Part of a run's identity: the arithmetic "
+                                   "path differs.", ("native", "tfmot"))
     threads: int = param(0, "TensorFlow threads per task (intra- and inter-op pools); 0 = this machine's "
                             "cores. Part of a run's identity: the order of float sums, and so the last bits of "
                             "every number, depend on it.", low=0)

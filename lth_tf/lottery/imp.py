@@ -25,6 +25,7 @@ from lth_tf.rundir import RunDir, Task
 from lth_tf.sparsity import masks as masks_lib, pruning
 from lth_tf.sparsity.pruning import prune, random_masks_like
 from lth_tf.sparsity.registry import Selection
+from lth_tf.sparsity.tfmot_masking import TfmotMaskedModel
 from lth_tf.training import MaskedModel, train
 
 
@@ -54,7 +55,8 @@ class Experiment:
         keras_model = build_model(self.cfg.model, len(self.data.vocab), self.data.num_classes, seed,
                                   self.embedding_matrix, fast_lstm=True, stateful_dropout=self.resumable,
                                   precision=self.cfg.train.precision)
-        return MaskedModel(keras_model, self.data.num_classes, self.selection)
+        masked = TfmotMaskedModel if self.cfg.train.masking == "tfmot" else MaskedModel
+        return masked(keras_model, self.data.num_classes, self.selection)
 
     def batches(self, split, seed=None):
         """Training batches (seed given): --batch_size, padded to XLA's few lengths with --xla (the CNN only:

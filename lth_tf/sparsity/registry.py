@@ -3,7 +3,9 @@
 Modelled on tfmot's `PruneRegistry`, but admitting biases, both directions of a `Bidirectional` layer
 and the LSTM's recurrent kernels (the study pruned every parameter tensor). Custom layers take part
 through tfmot's `PrunableLayer` protocol: whatever their `get_prunable_weights()` returns is prunable.
-A model holding any other layer with weights is refused, never silently left dense.
+A registry layer that is also a `PrunableLayer` (lth_tf.sparsity.tfmot_masking makes them so, for tfmot to
+prune their biases) keeps the registry's weights and names, and a layer inside tfmot's pruning wrapper is
+the layer it wraps. A model holding any other layer with weights is refused, never silently left dense.
 
 Weights are keyed by stable names, `<layer>/<weight>` (`conv3/kernel`, `bilstm1/forward/recurrent_kernel`),
 which the masks, the snapshots and the `.npz` files all use.
@@ -14,6 +16,7 @@ import dataclasses
 from typing import Callable
 
 import tensorflow_model_optimization as tfmot
+from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
 
 from lth_tf.errors import UserError
 from lth_tf.keras import keras, tf
@@ -51,12 +54,14 @@ REGISTRY: dict[type, Callable] = {
 
 def weights_of(layer) -> list[tuple[str, tf.Variable]]:
     """The prunable weights of one layer, or raise UserError if the layer is unknown but has weights."""
-    if isinstance(layer, PrunableLayer):
-        named = {id(w): w.name.split("/")[-1].split(":")[0] for w in layer.weights}
-        return [(named.get(id(w), f"w{i}"), w) for i, w in enumerate(layer.get_prunable_weights())]
+    if isinstance(layer, PruneLowMagnitude):  # already wrapped by tfmot: the layer it wraps
+        return weights_of(layer.layer)
     for layer_type, getter in REGISTRY.items():
         if isinstance(layer, layer_type):
             return getter(layer)
+    if isinstance(layer, PrunableLayer):
+        named = {id(w): w.name.split("/")[-1].split(":")[0] for w in layer.weights}
+        return [(named.get(id(w), f"w{i}"), w) for i, w in enumerate(layer.get_prunable_weights())]
     if layer.weights:
         raise UserError(f"layer {layer.name!r} ({type(layer).__name__}) has weights but is not in the pruning "
                         f"registry: add it to lth_tf.sparsity.registry.REGISTRY or implement tfmot's PrunableLayer")
