@@ -79,6 +79,27 @@ def legacy_run_name(cfg: RunConfig) -> str:
     return f"{cfg.model.model}_{cfg.data.dataset}_{cfg.legacy_hash()}"
 
 
+def _same_legacy_run(cfg: RunConfig, output_dir: str, fingerprint: str) -> str | None:
+    """A format-1 run in `output_dir` with the same identity and data, however its settings were spelled
+    (a data path written another way gave it another name then)."""
+    prefix = f"{cfg.model.model}_{cfg.data.dataset}_"
+    try:
+        names = sorted(n for n in os.listdir(output_dir) if n.startswith(prefix))
+    except OSError:
+        return None
+    for name in names:
+        candidate = RunDir(os.path.join(output_dir, name))
+        try:
+            config = candidate.read_config_file()
+            if "format" in config or RunConfig.from_dict(config["settings"]).identity() != cfg.identity():
+                continue
+            if atomic.read_json(candidate.file(DATA)).get("fingerprint") == fingerprint:
+                return candidate.path
+        except (OSError, UserError, ValueError, TypeError, AttributeError):
+            continue
+    return None
+
+
 class RunDir:
     def __init__(self, path: str):
         self.path = path
@@ -89,10 +110,12 @@ class RunDir:
         """The run of these settings and data in `output_dir`: the directory named from their identity, or
         a run made before identities (format 1) for the same settings, if one exists."""
         path = os.path.join(output_dir, run_name(cfg, fingerprint))
+        if os.path.isdir(path):
+            return cls(path)
         legacy = os.path.join(output_dir, legacy_run_name(cfg))
-        if not os.path.isdir(path) and os.path.isfile(os.path.join(legacy, CONFIG)):
-            path = legacy
-        return cls(path)
+        if os.path.isfile(os.path.join(legacy, CONFIG)):
+            return cls(legacy)
+        return cls(_same_legacy_run(cfg, output_dir, fingerprint) or path)
 
     @classmethod
     def open(cls, path: str, flag: str = "--run_dir") -> "RunDir":

@@ -73,3 +73,14 @@ def test_atomic_dir_replaces_a_folder_whole(tmp_path):
     with atomic.atomic_dir(str(target)) as tmp:
         open(os.path.join(tmp, "b"), "w").write("2")
     assert os.listdir(target) == ["b"] and sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_a_pre_identity_run_is_found_however_its_data_path_was_spelled(tmp_path):
+    old = RunConfig(data=DataConfig(data_dir="../shared/data/imdb", vocab_size=50_000))
+    legacy = tmp_path / legacy_run_name(old)
+    legacy.mkdir()
+    atomic.write_json(str(legacy / "config.json"), {"settings": old.to_dict(), "run_hash": "x"})
+    atomic.write_json(str(legacy / "data.json"), {"fingerprint": "f" * 16})
+    now = RunConfig(data=DataConfig(data_dir="/work/shared/data/imdb"))
+    assert RunDir.locate(now, str(tmp_path), "f" * 16).path == str(legacy)
+    assert RunDir.locate(now, str(tmp_path), "e" * 16).path != str(legacy)  # other data: not that run
