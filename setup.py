@@ -17,11 +17,11 @@ INSTALL_REQUIRES = [
     "dm-tree>=0.1.8",
     "ray==2.60.0",  # --executor=ray and lth_tf.sweep (tested with a local cluster)
     "scipy>=1.11,<2",  # intervals and tests in the reports
+    "ai-edge-litert==2.3.0",  # the TFLite interpreter that verifies every export (tf.lite.Interpreter's successor)
 ]
 
 EXTRAS = {
     "test": ["pytest>=8"],
-    "litert": ["ai-edge-litert==2.3.0"],
     "torch": ["torch==2.13.0"],  # benchmarks against the study's framework only
 }
 
