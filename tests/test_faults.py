@@ -55,7 +55,10 @@ def test_killed_at_random_moments_many_times_ends_identical(reference, tmp_path)
         proc = subprocess.Popen(command(out, reference / "cache"), cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         try:
-            proc.wait(timeout=rng.uniform(4.0, 14.0))
+            if attempt % 2:  # every other kill lands just after some level saved an epoch's checkpoint
+                _wait_for_a_checkpoint(out, proc, rng.uniform(0.0, 0.3))
+                raise subprocess.TimeoutExpired("checkpoint", 0)
+            proc.wait(timeout=rng.uniform(3.0, 9.0))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -67,6 +70,21 @@ def test_killed_at_random_moments_many_times_ends_identical(reference, tmp_path)
     assert kills >= 3 and resumed_mid_level >= 1, (kills, resumed_mid_level)
     assert results(out) == results(reference / "out")
     print(f"kills survived: {kills}, resumed inside a level: {resumed_mid_level}")
+
+
+def _wait_for_a_checkpoint(out, proc, delay, timeout=120):
+    """Return `delay` seconds after a new epoch checkpoint appears (or when the process ends)."""
+    deadline, seen = time.time() + timeout, set()
+    before = {os.path.getmtime(d) for d, _, _ in os.walk(out) if os.path.basename(d) == "checkpoint"} \
+        if os.path.isdir(out) else set()
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.isdir(out):
+            seen = {os.path.getmtime(d) for d, _, _ in os.walk(out) if os.path.basename(d) == "checkpoint"}
+            if seen - before:
+                time.sleep(delay)
+                return
+        time.sleep(0.1)
+    raise subprocess.TimeoutExpired("checkpoint", timeout)
 
 
 def test_two_processes_on_one_run_share_the_work_and_match(reference, tmp_path):
