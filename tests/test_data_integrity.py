@@ -15,7 +15,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fix
 import data_fixtures as fx  # noqa: E402
 
 from lth_tf import atomic  # noqa: E402
-from lth_tf.config import DataConfig  # noqa: E402
 from lth_tf.data import cache as data_cache  # noqa: E402
 from lth_tf.data import prepare, prepare_data, sources  # noqa: E402
 from lth_tf.errors import UserError  # noqa: E402
@@ -25,17 +24,7 @@ def quiet(*args):
     pass
 
 
-class Log(list):
-    def __call__(self, msg):
-        self.append(str(msg))
-
-    def text(self):
-        return "\n".join(self)
-
-
-def cfg(tmp_path, **kw):
-    kw.setdefault("cache_dir", str(tmp_path / "cache"))
-    return DataConfig(**kw)
+Log, cfg = fx.Log, fx.data_config
 
 
 @pytest.fixture(autouse=True)

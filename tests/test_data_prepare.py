@@ -16,17 +16,7 @@ from lth_tf.data import EncodedSplit, prepare_data, sources, splits  # noqa: E40
 from lth_tf.errors import UserError  # noqa: E402
 
 
-class Log(list):
-    def __call__(self, msg):
-        self.append(str(msg))
-
-    def text(self):
-        return "\n".join(self)
-
-
-def cfg(tmp_path, **kw):
-    kw.setdefault("cache_dir", str(tmp_path / "cache"))
-    return DataConfig(**kw)
+Log, cfg = fx.Log, fx.data_config
 
 
 def uids(data, split):
