@@ -21,3 +21,22 @@ def synthetic_batches(n=192, length=30, vocab=300, num_classes=2, seed=0, batch_
         return ds.batch(batch_size)
 
     return batches
+
+
+def run_dir(out):
+    """The one CNN run directory in output directory `out`."""
+    import os
+
+    (name,) = [d for d in os.listdir(out) if d.startswith("cnn_")]
+    return os.path.join(out, name)
+
+
+def results(out):
+    """That run's results.json records without their wall times, in a fixed order (to compare runs)."""
+    import json
+    import os
+
+    with open(os.path.join(run_dir(out), "results.json")) as f:
+        records = json.load(f)["records"]
+    return sorted(({k: v for k, v in r.items() if k != "seconds"} for r in records),
+                  key=lambda r: (r["replicate"], r["level"], r["branch"]))

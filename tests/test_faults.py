@@ -1,6 +1,5 @@
 """The fault suite: kills at random moments, concurrent processes, damaged or missing files, Ctrl-C, a full
 disk. Each must end with the results of an undisturbed run, or with one line saying what to do."""
-import json
 import os
 import random
 import shutil
@@ -10,6 +9,8 @@ import sys
 import time
 
 import pytest
+
+from helpers import results, run_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--dataset=imdb_sample", "--model=cnn", "--vocab_size=300", "--embedding_dim=8", "--filters=4",
@@ -26,18 +27,6 @@ def run_cli(out, cache, *extra, check=True):
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
-
-
-def run_dir(out):
-    (name,) = [d for d in os.listdir(out) if d.startswith("cnn_")]
-    return os.path.join(out, name)
-
-
-def results(out):
-    with open(os.path.join(run_dir(out), "results.json")) as f:
-        records = json.load(f)["records"]
-    return sorted(({k: v for k, v in r.items() if k != "seconds"} for r in records),
-                  key=lambda r: (r["replicate"], r["level"], r["branch"]))
 
 
 @pytest.fixture(scope="module")

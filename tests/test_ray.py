@@ -1,6 +1,5 @@
 """The Ray executor on local clusters: the same numbers as the local executor, a killed worker, a killed
 and restarted driver, a lost node. Ray's files stay in each test's temporary folder."""
-import json
 import os
 import signal
 import subprocess
@@ -9,6 +8,8 @@ import tempfile
 import time
 
 import pytest
+
+from helpers import results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--dataset=imdb_sample", "--model=cnn", "--vocab_size=300", "--embedding_dim=8", "--filters=4",
@@ -31,14 +32,6 @@ def cli(args, env, check=True, **kw):
     if check:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc
-
-
-def results(out):
-    (name,) = [d for d in os.listdir(out) if d.startswith("cnn_")]
-    with open(os.path.join(out, name, "results.json")) as f:
-        records = json.load(f)["records"]
-    return sorted(({k: v for k, v in r.items() if k != "seconds"} for r in records),
-                  key=lambda r: (r["replicate"], r["level"], r["branch"]))
 
 
 @pytest.fixture(scope="module")
