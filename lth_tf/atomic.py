@@ -162,6 +162,12 @@ def write_text(path: str, text: str, errors: str = "strict") -> None:
             f.write(text)
 
 
+def write_bytes(path: str, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
 def write_json(path: str, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 

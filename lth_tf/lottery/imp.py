@@ -70,6 +70,14 @@ class Experiment:
 
     # --- a task's inputs ------------------------------------------------------------------------------
     def masks(self, task: Task, shapes: dict) -> masks_lib.Masks:
+        """The mask `task` trains under: the one it stored (an earlier attempt of it, or a run restored from
+        its record, lth_tf.archive), else derived from its branch's mask source."""
+        try:
+            return self.run_dir.read_masks(task)
+        except (FileNotFoundError, DamagedFile):
+            return self.derive_masks(task, shapes)
+
+    def derive_masks(self, task: Task, shapes: dict) -> masks_lib.Masks:
         source = BRANCHES[task.branch].mask
         if task.level == 0:
             return masks_lib.dense_masks(shapes)
@@ -77,16 +85,9 @@ class Experiment:
             ticket = self.masks(Task(task.replicate, task.level, "ticket"), shapes)
             return random_masks_like(ticket, derive_seed(self.seed(task.replicate), "mask", task.level))
         parent = mask_parent(task)
-        parent_masks, weights = self.trained_masks(parent, shapes), self.read(parent, self.run_dir.read_weights)
+        parent_masks, weights = self.masks(parent, shapes), self.read(parent, self.run_dir.read_weights)
         return prune(parent_masks, {n: weights[n] for n in parent_masks}, self.cfg.prune.prune_fraction,
                      self.cfg.prune.strategy, **pruning.options(self.cfg.prune))
-
-    def trained_masks(self, task: Task, shapes: dict) -> masks_lib.Masks:
-        """The mask a finished task trained under: its mask.npz, or derived again if that is missing."""
-        try:
-            return self.run_dir.read_masks(task)
-        except (FileNotFoundError, DamagedFile):
-            return self.masks(task, shapes)
 
     def start_weights(self, task: Task) -> dict:
         r = task.replicate

@@ -1,0 +1,62 @@
+"""A run's record (lth_tf.archive): no weights, and a run restored from it resumes to the numbers of an
+undisturbed run."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from helpers import results, run_dir
+from test_faults import ROOT, run_cli
+
+
+def archive(*args):
+    return subprocess.run([sys.executable, "-m", "lth_tf.archive", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("archive_reference")
+    run_cli(root / "out", root / "cache")
+    return root
+
+
+def test_a_restored_record_resumes_to_the_undisturbed_numbers(reference, tmp_path):
+    proc = archive(f"--save={run_dir(reference / 'out')}", f"--records={tmp_path / 'records'}")
+    assert proc.returncode == 0, proc.stderr
+    (record,) = [os.path.join(tmp_path / "records", d) for d in os.listdir(tmp_path / "records")]
+    kept = {os.path.relpath(os.path.join(d, n), record) for d, _, names in os.walk(record) for n in names}
+    assert not any(n.endswith(("weights.npz", "rewind.npz")) for n in kept)
+    assert "r0/level_02/ticket/mask.npz" in kept and "r0/level_02/reinit/mask.npz" not in kept
+    # A record saved while the run was at level 1: the last level's tasks are not in it.
+    shutil.rmtree(os.path.join(record, "r0", "level_02"))
+
+    proc = archive(f"--restore={record}", f"--output_dir={tmp_path / 'out'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "4 finished task(s)" in proc.stdout
+    resumed = run_cli(tmp_path / "out", reference / "cache")
+    assert results(tmp_path / "out") == results(reference / "out")
+    # Each input whose weights were not kept was recomputed once, from its stored mask.
+    assert "recomputing r0/level_01/ticket" in resumed.stdout + resumed.stderr
+
+
+def test_saving_again_rewrites_nothing_that_did_not_change(reference, tmp_path):
+    records = tmp_path / "records"
+    assert archive(f"--save={run_dir(reference / 'out')}", f"--records={records}").returncode == 0
+    stamps = {os.path.join(d, n): os.stat(os.path.join(d, n)).st_mtime_ns for d, _, ns in os.walk(records) for n in ns}
+    assert archive(f"--save={run_dir(reference / 'out')}", f"--records={records}").returncode == 0
+    assert stamps == {os.path.join(d, n): os.stat(os.path.join(d, n)).st_mtime_ns
+                      for d, _, ns in os.walk(records) for n in ns}
+
+
+@pytest.mark.parametrize("args, says", [
+    ([], "give one of --save"),
+    (["--restore=/nonexistent/record", "--output_dir=/tmp"], "--restore=/nonexistent/record: no config.json"),
+    (["--save=/nonexistent/run"], "--save=/nonexistent/run: no such directory"),
+])
+def test_bad_requests_get_one_line(args, says):
+    proc = archive(*args)
+    assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
