@@ -52,6 +52,10 @@ def _lstm(c: "RunConfig") -> bool:
     return c.model.model == "lstm"
 
 
+def _transfer(c: "RunConfig") -> bool:
+    return bool(c.experiment.transfer_from)
+
+
 @dataclass(frozen=True, order=True)
 class Step:
     """A point in a level's training, as open_lth writes it: '<n>ep<m>it' = n epochs plus m iterations."""
@@ -232,6 +236,15 @@ class ExperimentConfig:
                                   "'late rewinding' table actually did. Not late rewinding.")
     replicates: int = param(1, "Independent seeds of the whole experiment.", low=1)
     seed: int = param(0, "Seed of replicate 0; replicate r uses seed + r.", low=0)
+    transfer_from: str = param("", "Start from another run's ticket (lth_tf.lottery.transfer, docs/instruments.md): "
+                                   "that run's directory. Level 0 trains the dense network on this run's data (the "
+                                   "reference); level 1 trains the source's ticket at --transfer_level (its mask and "
+                                   "rewind weights, embedding rows matched by token) and the --branches controls; "
+                                   "later levels prune on. Part of the identity by the source run's name, not its path.")
+    transfer_level: int = param(-1, "The source level whose ticket --transfer_from carries (0 = its dense level); "
+                                    "required with --transfer_from.", applies=_transfer, when="--transfer_from")
+    transfer_replicate: int = param(0, "The source replicate whose ticket every replicate of this run starts from.",
+                                    low=0, applies=_transfer, when="--transfer_from")
 
 
 @dataclass(frozen=True)
@@ -325,6 +338,10 @@ class RunConfig:
         if e.late_rewind and e.finetune:
             raise UserError("--late_rewind and --finetune exclude each other: choose one")
         self.rewind()
+        if e.transfer_from:
+            from lth_tf.lottery.transfer import check_source  # reads the source run's files; no TensorFlow
+
+            check_source(self)
         notes = []
         for section, f, value in self.fields():
             applies = f.metadata["applies"]
@@ -356,8 +373,11 @@ class RunConfig:
         ours = {f"{s}.{f.name}": v for s, f, v in self.resolved().fields()}
         defaults = {f"{s}.{f.name}": v for s, f, v in base.fields()}
         always = ("data.dataset", "model.model", "train.threads")
-        return {k: v for k, v in ours.items()
-                if (k in always or v != defaults[k]) and k not in EXTENDING_SETTINGS + LOCATION_SETTINGS}
+        out = {k: v for k, v in ours.items()
+               if (k in always or v != defaults[k]) and k not in EXTENDING_SETTINGS + LOCATION_SETTINGS}
+        if self.experiment.transfer_from:  # the source by its run's name (its identity), wherever it lives
+            out["experiment.transfer_from"] = os.path.basename(os.path.normpath(self.experiment.transfer_from))
+        return out
 
     def legacy_hash(self) -> str:
         """How runs were named before 0.2: a hash of the settings as spelled. Kept to find those runs."""

@@ -4,6 +4,7 @@
         config.json            settings (as given and resolved), identity, format version
         data.json              class names, data statistics, the data's content fingerprint
         vocab.txt              line i = token id i
+        transfer.json          with --transfer_from: the source ticket carried in, and what was matched
         r<R>/rewind.npz        the rewind point of replicate R (weights by stable name)
         r<R>/level_<LL>/<branch>/
             mask.npz           the mask the task trained under ({name: bool array})
@@ -43,6 +44,7 @@ CONFIG, DATA, VOCAB = "config.json", "data.json", "vocab.txt"
 RESULTS_JSON, RESULTS_CSV, SUMMARY = "results.json", "results.csv", "summary.md"
 MASK, WEIGHTS, METRICS, REWIND = "mask.npz", "weights.npz", "metrics.json", "rewind.npz"
 CHECKPOINT, CLAIM = "checkpoint", ".claim"
+TRANSFER = "transfer.json"
 TENSORBOARD, ACCURACY_PLOT, SPARSITY_PLOT = "tensorboard", "accuracy_vs_sparsity.png", "sparsity_per_tensor.png"
 _LEVEL_RE = re.compile(r"level_(\d+)")
 _REPLICATE_RE = re.compile(r"r(\d+)")
@@ -70,13 +72,16 @@ def data_fingerprint(data) -> str:
     return h.hexdigest()[:16]
 
 
+def _named(cfg: RunConfig, run_hash: str) -> str:
+    return f"{cfg.model.model}_{cfg.data.dataset}_{run_hash}"
+
+
 def run_name(cfg: RunConfig, fingerprint: str) -> str:
-    digest = _digest({"settings": cfg.identity(), "data": fingerprint})
-    return f"{cfg.model.model}_{cfg.data.dataset}_{digest}"
+    return _named(cfg, _digest({"settings": cfg.identity(), "data": fingerprint}))
 
 
 def legacy_run_name(cfg: RunConfig) -> str:
-    return f"{cfg.model.model}_{cfg.data.dataset}_{cfg.legacy_hash()}"
+    return _named(cfg, cfg.legacy_hash())
 
 
 def _same_legacy_run(cfg: RunConfig, output_dir: str, fingerprint: str) -> str | None:
@@ -213,6 +218,18 @@ class RunDir:
                 raise DamagedFile(path, f"token {token!r} appears twice (lines {seen[token] + 1} and {i + 1})")
             seen[token] = i
         return vocab
+
+    def recorded_name(self) -> str:
+        """The name the run was made under (config.json's run hash), whatever its directory is called now."""
+        config = self.read_config_file()
+        return _named(RunConfig.from_dict(config["settings"]), config.get("run_hash") or self.name.rsplit("_", 1)[-1])
+
+    def write_transfer(self, record: dict) -> None:
+        atomic.write_json(self.file(TRANSFER), record)
+
+    def read_transfer(self) -> dict | None:
+        """transfer.json (lth_tf.lottery.transfer), or None for a run that is not a transfer."""
+        return atomic.read_json(self.file(TRANSFER)) if os.path.exists(self.file(TRANSFER)) else None
 
     @property
     def format(self) -> int:

@@ -37,7 +37,9 @@ def with_absolute_paths(cfg: RunConfig) -> RunConfig:
     d = cfg.data
     absolute = {k: os.path.abspath(os.path.expanduser(getattr(d, k))) for k in ("data_dir", "glove_path", "cache_dir")
                 if getattr(d, k)}
-    return dataclasses.replace(cfg, data=dataclasses.replace(d, **absolute))
+    e = cfg.experiment
+    source = {"transfer_from": os.path.abspath(os.path.expanduser(e.transfer_from))} if e.transfer_from else {}
+    return dataclasses.replace(cfg, data=dataclasses.replace(d, **absolute), experiment=dataclasses.replace(e, **source))
 
 
 def prepare(cfg: RunConfig, output_dir: str, log=log_line, progress: bool = True) -> Experiment:
@@ -56,7 +58,10 @@ def prepare(cfg: RunConfig, output_dir: str, log=log_line, progress: bool = True
     run.write_config(cfg, fingerprint)
     run.write_data(data, fingerprint)
     log(f"run directory: {run.path}")
-    return Experiment(cfg, run, data, matrix, log=log, progress=progress)
+    experiment = Experiment(cfg, run, data, matrix, log=log, progress=progress)
+    if experiment.transfer:
+        run.write_transfer(experiment.transfer.record(experiment.build(experiment.seed(0)), data))
+    return experiment
 
 
 def execute(cfgs: list[RunConfig], output_dir: str, options: ExecutorConfig = ExecutorConfig(), log=log_line,

@@ -20,6 +20,7 @@ from lth_tf.errors import UserError
 from lth_tf.keras import keras
 from lth_tf.lottery.branches import BRANCHES
 from lth_tf.lottery.tasks import dense, derive_seed, mask_parent
+from lth_tf.lottery.transfer import Transfer
 from lth_tf.nets.models import build_model
 from lth_tf.rundir import RunDir, Task
 from lth_tf.sparsity import masks as masks_lib, pruning
@@ -39,8 +40,7 @@ class Experiment:
         self.steps_per_epoch = math.ceil(len(data.train) / cfg.train.batch_size)
         self.rewind = cfg.rewind()
         self.resumable = run.format >= 2  # format-1 runs keep the dropout they started with (lth_tf.rundir)
-        p = cfg.prune
-        self.selection = Selection(bias=p.prune_bias, embedding=p.prune_embedding, output=p.prune_output)
+        self.transfer = Transfer(cfg, data.vocab) if cfg.experiment.transfer_from else None
 
     def seed(self, r: int) -> int:
         return self.cfg.experiment.seed + r
@@ -52,11 +52,8 @@ class Experiment:
         return self.build(self.seed(r))
 
     def build(self, seed: int) -> MaskedModel:
-        keras_model = build_model(self.cfg.model, len(self.data.vocab), self.data.num_classes, seed,
-                                  self.embedding_matrix, fast_lstm=True, stateful_dropout=self.resumable,
-                                  precision=self.cfg.train.precision)
-        masked = TfmotMaskedModel if self.cfg.train.masking == "tfmot" else MaskedModel
-        return masked(keras_model, self.data.num_classes, self.selection)
+        return build_masked(self.cfg, len(self.data.vocab), self.data.num_classes, seed, self.embedding_matrix,
+                            self.resumable)
 
     def batches(self, split, seed=None):
         """Training batches (seed given): --batch_size, padded to XLA's few lengths with --xla (the CNN only:
@@ -84,6 +81,8 @@ class Experiment:
         if source == "random":
             ticket = self.masks(Task(task.replicate, task.level, "ticket"), shapes)
             return random_masks_like(ticket, derive_seed(self.seed(task.replicate), "mask", task.level))
+        if self.transfer and task.level == 1:  # a transfer's level 1: the source's ticket, carried in
+            return self.transfer.masks(self.seed(task.replicate), shapes)
         parent = mask_parent(task)
         parent_masks, weights = self.masks(parent, shapes), self.read(parent, self.run_dir.read_weights)
         return prune(parent_masks, {n: weights[n] for n in parent_masks}, self.cfg.prune.prune_fraction,
@@ -91,6 +90,8 @@ class Experiment:
 
     def start_weights(self, task: Task) -> dict:
         r = task.replicate
+        if self.transfer and task.level >= 1 and BRANCHES[task.branch].start == "rewind":
+            return self.transfer.weights(self.build(self.seed(r)).snapshot())  # fresh parts from this run's θ0
         if task.level == 0 or (BRANCHES[task.branch].start == "rewind" and self.rewind == Rewind()):
             return self.build(self.seed(r)).snapshot()  # θ0, the same as the rewind point written at level 0
         if BRANCHES[task.branch].start == "fresh":
@@ -135,6 +136,18 @@ class Experiment:
 
     def rewind_iteration(self) -> int:
         return self.rewind.step.iteration(self.steps_per_epoch)
+
+
+def build_masked(cfg: RunConfig, vocab_size: int, num_classes: int, seed: int, embedding_matrix=None,
+                 resumable: bool = True) -> MaskedModel:
+    """The masked model of `cfg`, its weights a pure function of `seed`: what every task builds (and what a
+    transfer rebuilds its source's θ0 with). resumable: format-2 runs' reseedable dropout (lth_tf.rundir)."""
+    keras_model = build_model(cfg.model, vocab_size, num_classes, seed, embedding_matrix, fast_lstm=True,
+                              stateful_dropout=resumable, precision=cfg.train.precision)
+    masked = TfmotMaskedModel if cfg.train.masking == "tfmot" else MaskedModel
+    p = cfg.prune
+    return masked(keras_model, num_classes, Selection(bias=p.prune_bias, embedding=p.prune_embedding,
+                                                      output=p.prune_output))
 
 
 class MissingInput(Exception):

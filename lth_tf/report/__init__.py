@@ -62,8 +62,10 @@ def write_report(run: rundir.RunDir, cfg: RunConfig, metrics: list[dict], log=pr
         data_note = run.data_info().get("stats", {}).get("split_note", "")
     except (UserError, OSError):
         data_note = ""
-    text = summary.summarise(cfg, an, data_note)
-    run.write_results({"settings": cfg.to_dict(), "records": recs, "statistics": an.to_dict()}, buf.getvalue(), text)
+    transfer = run.read_transfer()
+    text = summary.summarise(cfg, an, data_note, transfer)
+    run.write_results({"settings": cfg.to_dict(), "records": recs, "statistics": an.to_dict(),
+                       **({"transfer": transfer} if transfer else {})}, buf.getvalue(), text)
     plots.write_plots(an, cfg, summary.title(cfg, len(an.replicates)), run.path)
     tensorboard.write_tensorboard(cfg, metrics, run.path)
     log(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lth_tf.config import RunConfig
+from lth_tf.lottery.transfer import describe
 from lth_tf.report import analysis as analysis_lib, protocol
 from lth_tf.report.analysis import Analysis, LevelStats
 from lth_tf.report.stats import pct, points
@@ -123,14 +124,16 @@ def title(cfg: RunConfig, n: int) -> str:
             f"{100 * cfg.prune.prune_fraction:g}%/level; n={n} replicate(s)")
 
 
-def summarise(cfg: RunConfig, an: Analysis, data_note: str = "") -> str:
-    """`data_note`: what the reader must know about the data (e.g. rows pooled: not the study's protocol)."""
+def summarise(cfg: RunConfig, an: Analysis, data_note: str = "", transfer: dict | None = None) -> str:
+    """`data_note`: what the reader must know about the data (e.g. rows pooled: not the study's protocol);
+    `transfer`: the run's transfer.json (lth_tf.lottery.transfer), if it started from another run's ticket."""
     reps = an.replicates
     lines = [f"# {cfg.model.model} on {cfg.data.dataset}", "",
              f"Trajectory: {cfg.rewind().describe()}; {cfg.prune.strategy} pruning of "
              f"{100 * cfg.prune.prune_fraction:g}% of the surviving weights per level; levels 0-{an.top_level}; "
              f"{len(reps)} replicate(s) (seeds {', '.join(str(cfg.experiment.seed + r) for r in reps)}).", "",
              *([f"Data: {data_note}", ""] if data_note else []),
+             *([f"Transfer: {describe(transfer)}", ""] if transfer else []),
              "## How to read this", "", *reading_notes(an), "", "## Result", "", *result_lines(an)]
     study = protocol.study_row(cfg)
     if study:
