@@ -255,3 +255,26 @@ def test_a_transfer_resumes_without_retraining_finished_tasks_and_prunes_on(tran
     for name in ("embedding/embeddings", "conv3/kernel"):  # IMP goes on from the transferred mask
         alive = int(level1[name].sum())
         assert not np.any(level2[name] & ~level1[name]) and level2[name].sum() == alive - round(0.2 * alive)
+
+
+def test_how_each_tensor_is_carried():
+    from lth_tf.lottery.transfer import plan
+
+    assert plan("embedding/embeddings", (302, 8), (5000, 8)) == "rows"
+    assert plan("conv3/kernel", (3, 8, 4), (3, 8, 4)) == "copied" and plan("output/bias", (1,), (1,)) == "copied"
+    assert plan("output/kernel", (12, 1), (12, 4)) == "fresh" and plan("output/bias", (1,), (4,)) == "fresh"
+    for name, theirs, ours in (("embedding/embeddings", (302, 8), (302, 3)), ("conv3/kernel", (3, 8, 4), (3, 8, 5)),
+                               ("output/kernel", (12, 1), (15, 1))):
+        with pytest.raises(UserError, match="same architecture"):
+            plan(name, theirs, ours)
+
+
+def test_theta0_of_a_glove_source_is_rebuilt_bit_for_bit(cache, tmp_path):
+    from lth_tf.lottery.transfer import Source, rebuild_theta0
+
+    glove = os.path.join(ROOT, "tests", "fixtures", "glove_tiny.txt")
+    src = execute(config(["--dataset=imdb_sample", "--levels=0", f"--glove_path={glove}"], cache), tmp_path)
+    cfg = config(target_args(src.path, "--transfer_level=0", "--embedding_dim=3"), cache)
+    assert cfg.validate() == []  # the GloVe file's width (3) is the embedding's, whatever --embedding_dim said
+    rebuilt, kept = rebuild_theta0(Source.open(cfg)), src.read_rewind(0)
+    assert rebuilt.keys() == kept.keys() and all(np.array_equal(rebuilt[n], kept[n]) for n in kept)

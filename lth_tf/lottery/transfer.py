@@ -133,8 +133,11 @@ def check_compatible(source: Source, cfg: RunConfig) -> None:
     if ours.model.model != theirs.model.model:
         raise UserError(f"--model={cfg.model.model}: the source run {source.name} is a {theirs.model.model}; a "
                         f"ticket transfers only into the network it was found in")
+    glove = bool(cfg.data.glove_path or source.cfg.data.glove_path)  # a GloVe file sets the embedding's width
     for section, names in (("model", ARCHITECTURE), ("prune", SELECTION)):
         for name in names:
+            if name == "embedding_dim" and glove:
+                continue  # compared by shape when the run builds its model (`plan`)
             mine, its = getattr(getattr(ours, section), name), getattr(getattr(theirs, section), name)
             if name == "filter_sizes":
                 mine, its = ours.model.widths(), theirs.model.widths()
