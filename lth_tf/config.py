@@ -240,7 +240,8 @@ class ExperimentConfig:
                                    "that run's directory. Level 0 trains the dense network on this run's data (the "
                                    "reference); level 1 trains the source's ticket at --transfer_level (its mask and "
                                    "rewind weights, embedding rows matched by token) and the --branches controls; "
-                                   "later levels prune on. Part of the identity by the source run's name, not its path.")
+                                   "later levels prune on. Part of the identity by the source run's name, not its "
+                                   "path.")
     transfer_level: int = param(-1, "The source level whose ticket --transfer_from carries (0 = its dense level); "
                                     "required with --transfer_from.", applies=_transfer, when="--transfer_from")
     transfer_replicate: int = param(0, "The source replicate whose ticket every replicate of this run starts from.",

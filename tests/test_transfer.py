@@ -144,7 +144,8 @@ def test_the_source_names_the_run_not_its_path(source, cache, tmp_path):
     moved = tmp_path / "elsewhere" / source.name
     shutil.copytree(source.path, moved)
     level0 = config(target_args(source.path, "--transfer_level=0"), cache)
-    assert cfg.identity()["experiment.transfer_from"] == source.name and cfg.identity()["experiment.transfer_level"] == 1
+    identity = cfg.identity()
+    assert identity["experiment.transfer_from"] == source.name and identity["experiment.transfer_level"] == 1
     assert run_name(cfg, "fp") != run_name(plain, "fp") and run_name(level0, "fp") != run_name(cfg, "fp")
     assert run_name(config(target_args(moved), cache), "fp") == run_name(cfg, "fp")
     # transfer settings without --transfer_from are noted, ignored, and name no run

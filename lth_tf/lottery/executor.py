@@ -39,7 +39,8 @@ def with_absolute_paths(cfg: RunConfig) -> RunConfig:
                 if getattr(d, k)}
     e = cfg.experiment
     source = {"transfer_from": os.path.abspath(os.path.expanduser(e.transfer_from))} if e.transfer_from else {}
-    return dataclasses.replace(cfg, data=dataclasses.replace(d, **absolute), experiment=dataclasses.replace(e, **source))
+    return dataclasses.replace(cfg, data=dataclasses.replace(d, **absolute),
+                               experiment=dataclasses.replace(e, **source))
 
 
 def prepare(cfg: RunConfig, output_dir: str, log=log_line, progress: bool = True) -> Experiment:

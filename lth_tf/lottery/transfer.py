@@ -298,13 +298,14 @@ def rebuild_theta0(source: Source) -> dict[str, np.ndarray]:
 def describe(record: dict) -> str:
     """transfer.json in one paragraph, for summary.md."""
     s, e = record["source"], record["embedding"]
-    fresh = record["reinitialised"]
-    classes = f" ({len(s['classes'])} -> {len(record['classes'])} classes)" if len(s["classes"]) != len(record["classes"]) else ""
+    n, m = len(s["classes"]), len(record["classes"])
+    fresh = ", ".join(record["reinitialised"]) + (f" ({n} -> {m} classes)" if n != m else "")
     return (f"the ticket of {s['run']} ({s['dataset']}, replicate {s['replicate']}, level {s['level']}, "
             f"{100 * s['sparsity']:.2f}% sparse; start weights: {s['start']}). Embedding rows matched by token: "
             f"{e['matched_rows']:,} of {e['rows']:,} ({100 * e['matched_fraction']:.1f}%), covering "
-            f"{100 * e['train_tokens_covered']:.1f}% of this run's training tokens ({100 * e['train_tokens_unknown']:.1f}% "
-            f"are <unk>); unmatched rows: this run's θ0 and a random mask at the source embedding's sparsity. "
-            f"Re-initialised with their own random masks: {', '.join(fresh) + classes if fresh else 'none'}. "
-            f"Level 0 is the dense network trained on this data; level 1 the transferred ticket and its controls "
-            f"(reinit: its mask, a fresh init; random_mask: its per-tensor sparsity, its start); later levels prune on.")
+            f"{100 * e['train_tokens_covered']:.1f}% of this run's training tokens "
+            f"({100 * e['train_tokens_unknown']:.1f}% are <unk>); unmatched rows: this run's θ0 and a random mask "
+            f"at the source embedding's sparsity. Re-initialised with their own random masks: "
+            f"{fresh if record['reinitialised'] else 'none'}. Level 0 is the dense network trained on this data; "
+            f"level 1 the transferred ticket and its controls (reinit: its mask, a fresh init; random_mask: its "
+            f"per-tensor sparsity, its start); later levels prune on.")
