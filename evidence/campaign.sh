@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The evidence campaign (issue 17): every real run behind docs/results.md, in priority order, resumable.
+#
+#   DATA=../shared/data RUNS=/root/lth_runs bash evidence/campaign.sh [restore|save|report|STEP...]
+#
+# restore  recreate every run recorded in evidence/ under $RUNS (lth_tf.archive); a machine that still has
+#          the runs keeps its newer files
+# save     write every run under $RUNS back into evidence/ (settings, metrics, ticket masks; no weights);
+#          commit evidence/ afterwards: records are how runs outlive a machine
+# report   rewrite each run's report and docs/results.md
+# STEP     one of the steps below; with no argument: restore, then every step in order
+#
+# Every step is a plain lth_tf.main command: rerun it and it resumes where it stopped (finished tasks are
+# kept; a task killed mid-level resumes at its last epoch). Levels, replicates and branches are not part of
+# a run's identity, so step 2 extends step 1's run with replicates 1 and 2. --threads is (float sums depend
+# on it): it is pinned so that a machine with another number of cores resumes the same runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:?set DATA to the folder holding imdb/ and ag_news/ (see ../shared/data/README.md)}
+RUNS=${RUNS:?set RUNS to where run directories live (large: weights of every task)}
+RUN="nice -n 10 python -m lth_tf.main --output_dir=$RUNS --progress=false"
+IMDB_CNN="--flagfile=flags/imdb_cnn.cfg --data_dir=$DATA/imdb --branches=ticket,reinit,random_mask --threads=2"
+AG_POOLED="--dataset=ag_news --split=pooled --data_dir=$DATA/ag_news --branches=ticket,reinit,random_mask --threads=1"
+
+step() {
+  case "$1" in
+    1|imdb_cnn_full)        $RUN $IMDB_CNN ;;                                       # 20 levels, replicate 0
+    2|imdb_cnn_replicates)  $RUN $IMDB_CNN --replicates=3 --levels=10 ;;            # replicates 1, 2 to level 10
+    3|imdb_cnn_late_rewind) $RUN --flagfile=flags/imdb_cnn_late_rewind.cfg --data_dir=$DATA/imdb \
+                              --branches=ticket,reinit,random_mask --threads=2 --levels=10 ;;
+    3b|imdb_cnn_finetune)   $RUN --flagfile=flags/imdb_cnn_finetune.cfg --data_dir=$DATA/imdb --branches=ticket \
+                              --threads=2 --levels=10 ;;
+    4|ag_news_pooled_cnn)   $RUN --flagfile=flags/ag_news_cnn.cfg $AG_POOLED --replicates=3 ;;
+    4b|ag_news_pooled_lstm) $RUN --flagfile=flags/ag_news_lstm.cfg $AG_POOLED ;;
+    # The instruments' runs (docs/instruments.md): strategies at matched sparsity, and a ticket transfer.
+    5|ag_news_pooled_lamp)  $RUN --flagfile=flags/ag_news_cnn.cfg $AG_POOLED --branches=ticket --strategy=lamp \
+                              --replicates=3 --levels=${LEVELS:-10} ;;
+    5b|ag_news_pooled_global) $RUN --flagfile=flags/ag_news_cnn.cfg $AG_POOLED --branches=ticket --strategy=global \
+                              --global_ranking=no_embedding --replicates=3 --levels=${LEVELS:-10} ;;
+    5c|imdb_cnn_lamp)       $RUN $IMDB_CNN --branches=ticket --strategy=lamp --replicates=2 --levels=10 ;;
+    6|transfer_imdb_to_ag)  $RUN --flagfile=flags/ag_news_cnn.cfg $AG_POOLED --levels=1 --replicates=3 \
+                              --transfer_from="${TRANSFER_FROM:?set TRANSFER_FROM to the run directory of step 1}" \
+                              --transfer_level=${TRANSFER_LEVEL:?the IMDb ticket level to transfer} ;;
+    *) echo "unknown step $1" >&2; exit 2 ;;
+  esac
+}
+
+case "${1:-all}" in
+  restore) for record in evidence/*/; do
+             [ -f "$record/config.json" ] && python -m lth_tf.archive --restore="$record" --output_dir="$RUNS"
+           done ;;
+  save)    for run in "$RUNS"/*/; do
+             [ -f "$run/config.json" ] && python -m lth_tf.archive --save="$run" --records=evidence
+           done ;;
+  report)  for run in "$RUNS"/*/; do [ -f "$run/config.json" ] && python -m lth_tf.report --run_dir="$run"; done ;;
+  all)     "$0" restore; for s in 1 2 3 3b 4 4b 5 5b 5c; do step $s; done ;;
+  *)       for s in "$@"; do step "$s"; done ;;
+esac
