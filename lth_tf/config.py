@@ -20,7 +20,8 @@ from lth_tf.errors import UserError
 
 DATASETS = ("imdb", "ag_news", "imdb_sample", "ag_news_sample")
 MODELS = ("cnn", "lstm")
-BRANCHES = ("ticket", "reinit", "random_mask", "study_random")  # described in lth_tf.lottery.branches
+BRANCHES = ("ticket", "reinit", "random_mask", "study_random", "early_bird",
+            "early_bird_ticket")  # described in lth_tf.lottery.branches
 STRATEGIES = ("local", "global", "lamp")  # lth_tf.sparsity.pruning.STRATEGIES
 GLOBAL_RANKINGS = ("all", "no_embedding")  # lth_tf.sparsity.pruning.GLOBAL_RANKINGS
 SPLITS = ("study", "official", "pooled")  # per dataset: DataConfig.check
@@ -28,8 +29,9 @@ SPLITS = ("study", "official", "pooled")  # per dataset: DataConfig.check
 # Settings that say how much of an experiment to run, or where things live: they do not name the run,
 # so asking for more levels, replicates or branches extends the same run.
 # --allow_empty_tensors only lets a run go past a round it would otherwise stop at: the levels before are the same.
+# --early_bird only records what the weights say during training: the numbers are the same.
 EXTENDING_SETTINGS = ("data.cache_dir", "experiment.replicates", "experiment.branches", "prune.levels",
-                      "prune.allow_empty_tensors")
+                      "prune.allow_empty_tensors", "experiment.early_bird")
 # Where the data was read from does not name the run either: the data's content does (lth_tf.rundir).
 LOCATION_SETTINGS = ("data.data_dir", "data.glove_path")
 
@@ -226,6 +228,17 @@ class TrainConfig:
 @dataclass(frozen=True)
 class ExperimentConfig:
     branches: str = param("ticket,reinit", "Comma-separated branches: " + ", ".join(BRANCHES) + ".")
+    early_bird: bool = param(False, "Record the early-bird distance in every task's metrics: after every epoch (and "
+                                    "every --early_bird_steps steps), the normalised Hamming distance between the "
+                                    "mask pruning would draw from the current weights and the one drawn at the "
+                                    "previous check (lth_tf.lottery.early_bird; report: python -m "
+                                    "lth_tf.instruments.early_bird). Changes no trained number.")
+    early_bird_steps: int = param(0, "Early-bird checks also every this many steps (0 = after every epoch only). "
+                                     "Part of a run's identity: the early_bird branch stops at a check.", low=0)
+    early_bird_threshold: float = param(0.1, "Early-bird: the mask has converged when the distance stayed below "
+                                             "this for --early_bird_patience checks in a row (where the early_bird "
+                                             "branch stops a level).", low=0.0, high=1.0, open_low=True)
+    early_bird_patience: int = param(3, "Early-bird: checks in a row below --early_bird_threshold.", low=1)
     late_rewind: bool = param(False, "Rewind survivors to the weights at --rewind_step of level 0's training "
                                      "(Frankle et al. 2019) instead of the initial weights.")
     rewind_step: str = param("1ep", "Rewind point for --late_rewind: '<n>it' (iterations), '<n>ep' (epochs) "
@@ -318,6 +331,8 @@ class RunConfig:
                             f"choose from {', '.join(BRANCHES)}")
         if "ticket" not in names:
             names.insert(0, "ticket")  # every other branch needs the ticket's masks
+        if "early_bird_ticket" in names and "early_bird" not in names:
+            names.insert(names.index("early_bird_ticket"), "early_bird")  # whose masks it trains
         return list(dict.fromkeys(names))
 
     def rewind(self) -> Rewind:

@@ -12,7 +12,10 @@
             metrics.json       written last: its presence means the task is done
             checkpoint/        while it trains (format 2): the state after its last finished epoch
             .claim             locked by the process training it
+        r<R>/level_<LL>/instability/...   the instability analysis's tasks (names: lth_tf.lottery.spawn_tasks),
+                               each with weights.npz, metrics.json ("kind" says which), checkpoint/, .claim
         results.json, results.csv, summary.md, *.png, tensorboard/   (lth_tf.report)
+        instability_level_<LL>/, early_bird/   reports of lth_tf.instruments.instability and .early_bird
 
 No other module spells these names. Writes are atomic (lth_tf.atomic); reads validate and raise
 `DamagedFile` naming the file. A run's directory is named from its identity: the resolved settings
@@ -48,6 +51,8 @@ TRANSFER = "transfer.json"
 TENSORBOARD, ACCURACY_PLOT, SPARSITY_PLOT = "tensorboard", "accuracy_vs_sparsity.png", "sparsity_per_tensor.png"
 _LEVEL_RE = re.compile(r"level_(\d+)")
 _REPLICATE_RE = re.compile(r"r(\d+)")
+INSTABILITY = "instability"  # the folder of the instability analysis's tasks in a level's folder
+INSTABILITY_REPORT, EARLY_BIRD_REPORT = "instability_level_{:02d}", "early_bird"
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -252,7 +257,7 @@ class RunDir:
 
     def read_metrics(self, task: Task) -> dict:
         metrics = self._read_json(os.path.join(task.key, METRICS), "a task's metrics")
-        if not isinstance(metrics, dict) or "valid_accuracy" not in metrics:
+        if not isinstance(metrics, dict) or not ("valid_accuracy" in metrics or "kind" in metrics):
             raise DamagedFile(self.task_file(task, METRICS), "not a task's metrics")
         return metrics
 

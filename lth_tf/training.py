@@ -13,7 +13,10 @@ step. The padding row's gradient is zeroed the same way, so it stays zero like P
 
 `train` runs one level: a fresh Adam, E epochs, early stopping on validation loss with patience (the
 counter resets on improvement) restoring the best epoch, and snapshots of the weights at requested
-steps (for late rewinding). Accuracy counts every sample, never a mean of batch means.
+steps (for late rewinding). Accuracy counts every sample, never a mean of batch means. A `Watch`
+(lth_tf.lottery.early_bird) may look at the weights after every epoch and every N steps, and end the level
+there (its weights, not the best epoch's, are then the result); it reads the model and nothing else, so
+the numbers are those of a level trained without it.
 
 Mixed precision (`--precision=bfloat16`, lth_tf.nets.models.precision_policy): the model computes in
 bfloat16, but its variables, and so the masks (float32, 0 or 1) and the gradients they multiply, are float32,
@@ -176,6 +179,8 @@ class TrainResult:
     steps: int
     seconds: float
     snapshots: dict[int, Snapshot]
+    checks: list[dict] = dataclasses.field(default_factory=list)
+    watch_stopped: bool = False
 
     @property
     def best(self) -> dict:
@@ -194,6 +199,8 @@ class Progress:
     stopped: bool = False
     seconds: float = 0.0
     history: list = dataclasses.field(default_factory=list)
+    checks: list = dataclasses.field(default_factory=list)  # a Watch's records, saved with the checkpoint
+    watch_stopped: bool = False  # the Watch ended the level: keep its last weights
 
 
 @dataclasses.dataclass
@@ -211,6 +218,24 @@ class Checkpoints(Protocol):
     def load(self) -> Checkpoint | None: ...
 
     def save(self, checkpoint: Checkpoint) -> None: ...
+
+
+class Watch(Protocol):
+    """Looks at the model during a level (lth_tf.lottery.early_bird.EarlyBird): after every epoch, and every
+    `every_steps` steps if that is above 0. `start` gets the records of the checks made before a resume."""
+    every_steps: int
+
+    def start(self, mm: MaskedModel, checks: list[dict]) -> None: ...
+
+    def check(self, mm: MaskedModel, step: int, epoch: int) -> tuple[dict, bool]:
+        """(a record of this check, whether the level ends here)"""
+
+
+def _look(watch: Watch, mm: MaskedModel, state: "Progress", epoch: int) -> bool:
+    record, stop = watch.check(mm, state.step, epoch)
+    state.checks.append(record)
+    state.watch_stopped = state.watch_stopped or stop
+    return stop
 
 
 class Interrupted(KeyboardInterrupt):
@@ -235,7 +260,7 @@ def seed_dropout(model: keras.Model, seed: int) -> None:
 def train(mm: MaskedModel, train_batches: Callable[[int], Iterable], valid_batches: Callable[[], Iterable],
           cfg: TrainConfig, seed: int, snapshot_steps: Sequence[int] = (), log: Callable[[str], None] = print,
           progress: bool = True, checkpoints: Checkpoints | None = None, epoch_seeded: bool = False,
-          steps_per_epoch: int | None = None) -> TrainResult:
+          steps_per_epoch: int | None = None, watch: Watch | None = None) -> TrainResult:
     """Train one level from the model's current weights and masks.
 
     `train_batches(epoch)` gives epoch `epoch`'s batches (its order a function of the epoch), and
@@ -243,6 +268,7 @@ def train(mm: MaskedModel, train_batches: Callable[[int], Iterable], valid_batch
     are recorded (step 0 = before training). With `checkpoints`, the state is saved after every epoch and
     training resumes from the last one saved; with `epoch_seeded` (models built with stateful dropout
     generators), each epoch's dropout is seeded by (seed, epoch), so a resumed level ends bit-identical.
+    `watch`: see `Watch`; a level it ends keeps the weights it ended at.
     """
     keras.utils.set_random_seed(seed)  # dropout: the same seed gives the same run, whatever ran before
     optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
@@ -259,6 +285,8 @@ def train(mm: MaskedModel, train_batches: Callable[[int], Iterable], valid_batch
         log(f"  resuming after epoch {state.epoch} (step {state.step})")
     elif 0 in wanted:
         snapshots[0] = mm.snapshot()
+    if watch is not None:
+        watch.start(mm, state.checks)
     step_fn = mm.make_train_step(optimizer, totals, jit_compile=cfg.xla)
     start = time.perf_counter() - state.seconds
     epoch = state.epoch
@@ -279,9 +307,14 @@ def train(mm: MaskedModel, train_batches: Callable[[int], Iterable], valid_batch
                 state.step += 1
                 if state.step in wanted:
                     snapshots[state.step] = mm.snapshot()
+                if watch is not None and watch.every_steps and state.step % watch.every_steps == 0 \
+                        and _look(watch, mm, state, epoch):
+                    break  # mid-epoch: the partial epoch is validated and recorded below
                 if progress and i % 25 == 0:
                     t = totals.numpy()
                     bar.update(i, [("loss", t[0] / t[2]), ("acc", t[1] / t[2])])
+            if watch is not None and not (state.checks and state.checks[-1]["step"] == state.step):
+                _look(watch, mm, state, epoch)
             t = totals.numpy()
             valid = mm.evaluate(valid_batches())
             record = {"epoch": epoch, "train_loss": float(t[0] / t[2]), "train_accuracy": float(t[1] / t[2]),
@@ -300,6 +333,7 @@ def train(mm: MaskedModel, train_batches: Callable[[int], Iterable], valid_batch
             else:
                 state.waited += 1
                 state.stopped = cfg.patience > 0 and state.waited >= cfg.patience
+            state.stopped = state.stopped or state.watch_stopped
             if checkpoints is not None:
                 state.seconds = time.perf_counter() - start
                 checkpoints.save(Checkpoint(state, mm.snapshot(), [v.numpy() for v in optimizer.variables],
@@ -307,9 +341,10 @@ def train(mm: MaskedModel, train_batches: Callable[[int], Iterable], valid_batch
     except KeyboardInterrupt:
         raise Interrupted(epoch) from None
     best_epoch = state.best_epoch
-    if cfg.patience > 0 and best_weights is not None:
+    if cfg.patience > 0 and best_weights is not None and not state.watch_stopped:
         mm.restore(best_weights)
     else:
-        best_epoch = len(state.history)  # no early stopping: the last epoch is the result
+        best_epoch = len(state.history)  # no early stopping, or the watch ended it: the last epoch is the result
     return TrainResult(history=state.history, best_epoch=best_epoch, epochs_trained=len(state.history),
-                       steps=state.step, seconds=time.perf_counter() - start, snapshots=snapshots)
+                       steps=state.step, seconds=time.perf_counter() - start, snapshots=snapshots,
+                       checks=state.checks, watch_stopped=state.watch_stopped)

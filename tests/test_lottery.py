@@ -168,13 +168,15 @@ def test_branch_table_and_task_graph():
     from lth_tf.lottery import BRANCHES, dependencies
 
     assert tuple(BRANCHES) == FLAG_CHOICES
-    assert [b for b in BRANCHES if BRANCHES[b].is_trajectory] == ["ticket", "study_random"]
+    assert [b for b in BRANCHES if BRANCHES[b].is_trajectory] == ["ticket", "study_random", "early_bird"]
     assert dependencies(Task(0, 0, "ticket")) == []
     assert dependencies(Task(1, 1, "reinit")) == [Task(1, 0, "ticket")]
     assert dependencies(Task(0, 3, "ticket")) == [Task(0, 2, "ticket"), Task(0, 0, "ticket")]
     assert dependencies(Task(0, 3, "reinit")) == [Task(0, 2, "ticket")]  # fresh init: no rewind point
     assert dependencies(Task(0, 3, "random_mask")) == [Task(0, 2, "ticket"), Task(0, 0, "ticket")]
     assert dependencies(Task(0, 3, "study_random")) == [Task(0, 2, "study_random")]
+    assert dependencies(Task(0, 3, "early_bird_ticket")) == [Task(0, 2, "early_bird"), Task(0, 0, "ticket")]
+    assert dependencies(Task(0, 1, "early_bird_ticket")) == [Task(0, 0, "ticket")]
     tasks = plan(3, list(BRANCHES), 2)
     position = {t: i for i, t in enumerate(tasks)}
     assert all(position[d] < position[t] for t in tasks for d in dependencies(t))

@@ -21,7 +21,7 @@ from lth_tf.instruments import overlap as ov
 GATE_COLOURS = {"i": "tab:blue", "f": "tab:orange", "c": "tab:green", "o": "tab:red"}
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,7 +30,7 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str, plt) -> str:
+def save(fig, path: str, plt) -> str:
     with atomic.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
@@ -38,7 +38,7 @@ def _save(fig, path: str, plt) -> str:
 
 
 def _colours(n: int):
-    plt = _pyplot()
+    plt = pyplot()
     cmap = plt.get_cmap("viridis")
     return [cmap(x) for x in np.linspace(0.0, 0.9, max(n, 1))]
 
@@ -47,7 +47,7 @@ def overlap_plot(result: dict, path: str) -> str | None:
     by_branch = result["replicate_overlap"]
     if not by_branch:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(by_branch), figsize=(6.2 * len(by_branch), 4.8), squeeze=False)
     for ax, (branch, by_level) in zip(axes[0], by_branch.items()):
         levels = [int(k) for k in by_level]
@@ -67,13 +67,13 @@ def overlap_plot(result: dict, path: str) -> str | None:
         ax.legend(fontsize=6.5, ncol=2)
     fig.suptitle(f"replicate overlap per tensor, {result['run']}", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path, plt)
+    return save(fig, path, plt)
 
 
 def embedding_plot(result: dict, path: str) -> str | None:
     if not result["embedding"]:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     branches = list(result["embedding"])
     fig, axes = plt.subplots(1, len(branches), figsize=(6.2 * len(branches), 4.8), squeeze=False, sharey=True)
     shown = [str(lv) for lv in result["shown_levels"]]
@@ -98,7 +98,7 @@ def embedding_plot(result: dict, path: str) -> str | None:
         ax.legend(fontsize=7)
     fig.suptitle(f"embedding survival by word frequency, {result['run']}", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path, plt)
+    return save(fig, path, plt)
 
 
 def filter_plot(result: dict, path: str) -> str | None:
@@ -110,7 +110,7 @@ def filter_plot(result: dict, path: str) -> str | None:
     tensors = list(by_level[shown[0]]) if shown else []
     if not tensors:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(tensors), figsize=(4.6 * len(tensors), 4.2), squeeze=False, sharey=True)
     for ax, name in zip(axes[0], tensors):
         for colour, key in zip(_colours(len(shown)), shown):
@@ -127,7 +127,7 @@ def filter_plot(result: dict, path: str) -> str | None:
     fig.suptitle(f"{branch}: survival per filter (band: density +- 2 sd of random masks), {result['run']}",
                  fontsize=10)
     fig.tight_layout()
-    return _save(fig, path, plt)
+    return save(fig, path, plt)
 
 
 def gate_plot(result: dict, path: str) -> str | None:
@@ -137,7 +137,7 @@ def gate_plot(result: dict, path: str) -> str | None:
     by_level = result["gates"][branch]
     levels = sorted(int(k) for k in by_level)
     tensors = [n for n in by_level[str(levels[0])] if not n.endswith("/bias")] or list(by_level[str(levels[0])])
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(4, len(tensors))
     rows = -(-len(tensors) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.6 * rows), squeeze=False, sharey=True)
@@ -157,7 +157,7 @@ def gate_plot(result: dict, path: str) -> str | None:
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{branch}: survival per LSTM gate (Keras order i, f, c, o), {result['run']}", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path, plt)
+    return save(fig, path, plt)
 
 
 def write_all(result: dict, out: str) -> dict[str, str]:

@@ -65,6 +65,14 @@ def prepare(cfg: RunConfig, output_dir: str, log=log_line, progress: bool = True
     return experiment
 
 
+def reopen(cfg: RunConfig, run: RunDir, log=log_line, progress: bool = True) -> Experiment:
+    """The experiment of an existing run, for more tasks in it (lth_tf.instruments.instability): its data
+    loaded from `cfg` and checked to be the data the run was made on."""
+    data, matrix, fingerprint = load_inputs(cfg, log)
+    run.check_data(fingerprint)
+    return Experiment(cfg, run, data, matrix, log=log, progress=progress)
+
+
 def execute(cfgs: list[RunConfig], output_dir: str, options: ExecutorConfig = ExecutorConfig(), log=log_line,
             progress: bool = True) -> list[RunDir]:
     """Run (or resume) the experiments of `cfgs` as one task graph; returns their run directories.
@@ -76,6 +84,15 @@ def execute(cfgs: list[RunConfig], output_dir: str, options: ExecutorConfig = Ex
                    for c in cfgs]
     jobs = [Job(c, e.run_dir, plan(c.prune.levels, c.branch_list(), c.experiment.replicates))
             for c, e in zip(cfgs, experiments)]
+    run_jobs(jobs, experiments, options, log)
+    for job in jobs:
+        report.write_report(job.run, job.cfg, [job.run.read_metrics(t) for t in job.tasks], log=log)
+    return [job.run for job in jobs]
+
+
+def run_jobs(jobs: list[Job], experiments: list[Experiment], options: ExecutorConfig, log=log_line) -> None:
+    """Run the jobs' tasks as one graph on the backend `options` names (experiments[i]: jobs[i]'s, in this
+    process; a Ray worker prepares its own from the job's settings)."""
     if options.executor == "ray":
         from lth_tf.lottery.ray_backend import RayBackend
 
@@ -83,6 +100,3 @@ def execute(cfgs: list[RunConfig], output_dir: str, options: ExecutorConfig = Ex
     else:
         backend = LocalBackend(experiments, log)
     Scheduler(jobs, backend, log).run()
-    for job in jobs:
-        report.write_report(job.run, job.cfg, [job.run.read_metrics(t) for t in job.tasks], log=log)
-    return [job.run for job in jobs]

@@ -18,6 +18,7 @@ from lth_tf.data import PreparedData, make_dataset
 from lth_tf.data.pipeline import XLA_LENGTH_BUCKETS
 from lth_tf.errors import UserError
 from lth_tf.keras import keras
+from lth_tf.lottery import early_bird, spawn, spawn_tasks
 from lth_tf.lottery.branches import BRANCHES
 from lth_tf.lottery.tasks import dense, derive_seed, mask_parent
 from lth_tf.lottery.transfer import Transfer
@@ -107,6 +108,8 @@ class Experiment:
 
     # --- one task: the IMP loop's body ---------------------------------------------------------------
     def run(self, task: Task) -> dict:
+        if spawn_tasks.is_spawned(task):
+            return spawn.run(self, task)  # an instability analysis's task: no IMP task
         r, started = task.replicate, time.perf_counter()
         mm = self.model(r)
         task_masks = self.masks(task, mm.shapes)
@@ -116,11 +119,12 @@ class Experiment:
         seed = derive_seed(self.seed(r), task.level, task.branch)
         rewind_at = self.rewind_iteration() if task == dense(r) and not self.rewind.end else None
         checkpoints = self.run_dir.checkpoints(task) if self.resumable else None
+        watch = early_bird.watch(self.cfg, task.branch)
         result = train(mm, lambda epoch: self.batches(self.data.train, derive_seed(seed, "epoch", epoch)),
                        lambda: self.batches(self.data.valid), self.cfg.resolved().train, seed=seed,
                        snapshot_steps=[] if rewind_at is None else [rewind_at], log=self.log,
                        progress=self.progress, checkpoints=checkpoints, epoch_seeded=self.resumable,
-                       steps_per_epoch=self.steps_per_epoch)
+                       steps_per_epoch=self.steps_per_epoch, watch=watch)
         if task.level == 0:
             if rewind_at is not None and rewind_at > result.steps:
                 raise UserError(f"--rewind_step={self.rewind.step} is step {rewind_at}, beyond level 0's "
@@ -129,6 +133,8 @@ class Experiment:
         self.run_dir.write_weights(task, mm.snapshot())
         test = mm.evaluate(self.batches(self.data.test))
         metrics = task_metrics(task, self.seed(r), task_masks, result, test, time.perf_counter() - started)
+        if watch is not None:
+            metrics[early_bird.NAME] = watch.summary(result.checks, result.watch_stopped)
         self.run_dir.write_metrics(task, metrics)
         if checkpoints is not None:
             checkpoints.clear()

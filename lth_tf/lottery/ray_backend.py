@@ -23,16 +23,12 @@ _EXPERIMENTS: dict[str, object] = {}  # per worker process: run path -> Experime
 
 
 def _worker_experiment(cfg_dict: dict, run_path: str):
-    from lth_tf.lottery.executor import load_inputs
-    from lth_tf.lottery.imp import Experiment
+    from lth_tf.lottery.executor import reopen
     from lth_tf.rundir import RunDir
 
     if run_path not in _EXPERIMENTS:
-        cfg = RunConfig.from_dict(cfg_dict)
-        data, matrix, fingerprint = load_inputs(cfg, log=lambda m: None)
-        run = RunDir(run_path)
-        run.check_data(fingerprint)
-        _EXPERIMENTS[run_path] = Experiment(cfg, run, data, matrix, log=lambda m: None, progress=False)
+        _EXPERIMENTS[run_path] = reopen(RunConfig.from_dict(cfg_dict), RunDir(run_path), log=lambda m: None,
+                                        progress=False)
     return _EXPERIMENTS[run_path]
 
 

@@ -58,8 +58,8 @@ class Backend(Protocol):
 
 
 def chain_length(job: Job, task: Task) -> int:
-    """How many levels this task still unlocks (1 for a control)."""
-    if BRANCHES[task.branch].is_trajectory:
+    """How many levels this task still unlocks (1 for a control, or a task that is no branch's)."""
+    if task.branch in BRANCHES and BRANCHES[task.branch].is_trajectory:
         return job.cfg.prune.levels - task.level + 1
     return 1
 
@@ -68,6 +68,14 @@ def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
     return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def describe(m: dict) -> str:
+    """A finished task in one line: an IMP task's accuracies, or the `summary` other tasks write."""
+    if "summary" in m:
+        return f"{m['summary']} | {m['seconds']:.0f}s"
+    return (f"sparsity {100 * m['sparsity']:.2f}% | valid acc {m['valid_accuracy']:.4f} | test acc "
+            f"{m['test_accuracy']:.4f} | {m['epochs_trained']} epochs {m['seconds']:.0f}s")
 
 
 class Scheduler:
@@ -126,9 +134,7 @@ class Scheduler:
                     task_seconds += m["seconds"]
                     eta = task_seconds / finished_here * len(pending) / max(1, min(self.backend.capacity(),
                                                                                     len(pending) or 1))
-                    self.log(f"[{self._name(item)}] sparsity {100 * m['sparsity']:.2f}% | valid acc "
-                             f"{m['valid_accuracy']:.4f} | test acc {m['test_accuracy']:.4f} | {m['epochs_trained']} "
-                             f"epochs {m['seconds']:.0f}s | done {total - len(pending)}/{total}, running "
+                    self.log(f"[{self._name(item)}] {describe(m)} | done {total - len(pending)}/{total}, running "
                              f"{len(in_flight)} | ETA {_duration(eta)}")
                 elif outcome.status == "missing":
                     job = self.jobs[item.job]

@@ -1,14 +1,16 @@
 """The task graph of an experiment: which tasks there are, what each needs, and their seeds.
 
 A trajectory's level L needs its level L-1 (level 1: the dense level); a control at level L needs the
-ticket's level L-1 (whose weights give the ticket's level-L mask); every task that starts from the rewind
-point needs the dense level, which records it. Seeds are functions of the task alone, never of what ran
-before it, so any executor running tasks in any order gives the same numbers.
+level L-1 of the trajectory whose mask it borrows (the ticket's, or early_bird's for early_bird_ticket);
+every task that starts from the rewind point needs the dense level, which records it. The instability
+analysis's tasks have a graph of their own (lth_tf.lottery.spawn_tasks). Seeds are functions of the task
+alone, never of what ran before it, so any executor running tasks in any order gives the same numbers.
 """
 from __future__ import annotations
 
 import hashlib
 
+from lth_tf.lottery import spawn_tasks
 from lth_tf.lottery.branches import BRANCHES
 from lth_tf.rundir import Task
 
@@ -30,12 +32,15 @@ def plan(levels: int, branches: list[str], replicates: int) -> list[Task]:
 
 
 def mask_parent(task: Task) -> Task:
-    """The task whose trained weights and mask give `task`'s mask (or the ticket's mask it borrows)."""
-    owner = task.branch if BRANCHES[task.branch].is_trajectory else "ticket"
+    """The task whose trained weights and mask give `task`'s mask (or the trajectory's mask it borrows)."""
+    source = BRANCHES[task.branch].mask
+    owner = task.branch if source == "own" else source if source in BRANCHES else "ticket"
     return dense(task.replicate) if task.level == 1 else Task(task.replicate, task.level - 1, owner)
 
 
 def dependencies(task: Task) -> list[Task]:
+    if spawn_tasks.is_spawned(task):
+        return spawn_tasks.dependencies(task)
     if task.level == 0:
         return []
     needs = [mask_parent(task)]
