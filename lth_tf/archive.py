@@ -5,7 +5,7 @@ so that the run can be reported and resumed anywhere, without its weights.
     python -m lth_tf.archive --restore=evidence/cnn_imdb_<hash> --output_dir=RUNS
 
 A record holds the run's settings and data statistics, its vocabulary (gzipped), every finished task's
-metrics, and the masks of its trajectories (the tickets themselves; a control's mask is the ticket's or
+metrics, the instruments' reports (JSON and Markdown), and the masks of its trajectories (the tickets themselves; a control's mask is the ticket's or
 follows from its seed). It holds no weights: a 20-level IMDb CNN run is ~1.5 GB with them, a few MB
 without. Restored, a run resumes as after any loss of files: a task whose input weights are gone is
 recomputed from its stored mask and the seeds (lth_tf.lottery.scheduler), bit-identical, so each
@@ -27,6 +27,7 @@ FLAGS = flags.FLAGS
 COMMAND = "lth_tf.archive"
 SUMMARY = "Save a run's record (settings, metrics, ticket masks; no weights) or restore a run from one."
 VOCAB_GZ = VOCAB + ".gz"
+INSTRUMENT_REPORTS = ("instability_level_", "mask_analysis", "early_bird")
 
 
 def record_files(run: RunDir) -> list[str]:
@@ -37,6 +38,10 @@ def record_files(run: RunDir) -> list[str]:
         mask = os.path.join(task.key, MASK)
         if BRANCHES[task.branch].is_trajectory and os.path.exists(run.file(mask)):
             files.append(mask)
+    for folder in sorted(os.listdir(run.path)):  # the instruments' reports (numbers and text; plots are redrawn)
+        if os.path.isdir(run.file(folder)) and folder.startswith(INSTRUMENT_REPORTS):
+            files += [os.path.join(folder, n) for n in sorted(os.listdir(run.file(folder)))
+                      if n.endswith((".json", ".md"))]
     return files
 
 

@@ -60,3 +60,14 @@ def test_bad_requests_get_one_line(args, says):
     proc = archive(*args)
     assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_instruments_reports_are_kept_but_not_their_plots(reference, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir(reference / "out"), run)
+    os.makedirs(run / "instability_level_01")
+    for name in ("instability.json", "instability.md", "instability.png"):
+        (run / "instability_level_01" / name).write_text("x")
+    assert archive(f"--save={run}", f"--records={tmp_path / 'records'}").returncode == 0
+    assert sorted(os.listdir(tmp_path / "records" / "run" / "instability_level_01")) == \
+        ["instability.json", "instability.md"]
