@@ -177,6 +177,16 @@ class RunDir:
     def config(self) -> RunConfig:
         return RunConfig.from_dict(self.read_config_file()["settings"])
 
+    def settings(self, data_dir: str = "") -> RunConfig:
+        """The settings as the run's tasks ran, for more work in it: the thread count resolved when it was made
+        (the last bits of every number depend on it), its data read from `data_dir` if given (the data moved;
+        its content must not)."""
+        config = self.read_config_file()
+        cfg = RunConfig.from_dict(config["settings"])
+        threads = config.get("resolved", {}).get("train", {}).get("threads") or cfg.train.resolved_threads()
+        data = dataclasses.replace(cfg.data, data_dir=data_dir) if data_dir else cfg.data
+        return dataclasses.replace(cfg, data=data, train=dataclasses.replace(cfg.train, threads=int(threads)))
+
     def check_data(self, fingerprint: str) -> None:
         """A run resumes only on the data it started with (a changed tokeniser or source would mix results)."""
         if not os.path.exists(self.file(DATA)):

@@ -71,3 +71,24 @@ def test_the_instruments_reports_are_kept_but_not_their_plots(reference, tmp_pat
     assert archive(f"--save={run}", f"--records={tmp_path / 'records'}").returncode == 0
     assert sorted(os.listdir(tmp_path / "records" / "run" / "instability_level_01")) == \
         ["instability.json", "instability.md"]
+
+
+def test_an_export_of_a_restored_run_trains_the_missing_weights_back_bit_for_bit(reference, tmp_path):
+    import numpy as np
+
+    records, restored = tmp_path / "records", tmp_path / "out"
+    assert archive(f"--save={run_dir(reference / 'out')}", f"--records={records}").returncode == 0
+    (record,) = [os.path.join(records, d) for d in os.listdir(records)]
+    assert archive(f"--restore={record}", f"--output_dir={restored}").returncode == 0
+    proc = subprocess.run([sys.executable, "-m", "lth_tf.export", f"--run_dir={run_dir(restored)}", "--level=2",
+                           "--no_tflite", f"--export_dir={tmp_path / 'exports'}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "r0/level_02/ticket has no weights.npz" in proc.stdout  # and its rewind point, level 0's, with it
+    for name in ("r0/level_00/ticket/weights.npz", "r0/rewind.npz", "r0/level_02/ticket/weights.npz"):
+        with np.load(os.path.join(run_dir(reference / "out"), name)) as a, \
+                np.load(os.path.join(run_dir(restored), name)) as b:
+            assert sorted(a.files) == sorted(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+    bad = subprocess.run([sys.executable, "-m", "lth_tf.lottery.recompute", f"--run_dir={run_dir(restored)}",
+                          "--tasks=r0/level_02"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "r<replicate>" in bad.stderr

@@ -120,8 +120,11 @@ def test_damaged_or_missing_files_are_named_and_recomputed(reference, tmp_path, 
 
 def test_ctrl_c_prints_where_it_stopped_exits_130_and_resumes(reference, tmp_path):
     out = tmp_path / "out"
+    # A shell that starts this suite in the background (`pytest &`) ignores SIGINT, and an ignored SIGINT
+    # is inherited across exec (Python then installs no handler): give the child the default, as at a terminal.
     proc = subprocess.Popen(command(out, reference / "cache"), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline:  # interrupt while level 1 trains
         if os.path.isdir(out) and os.listdir(out) and os.path.isdir(os.path.join(run_dir(out), "r0", "level_01")):

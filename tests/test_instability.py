@@ -169,10 +169,9 @@ def test_a_ray_worker_runs_the_analysis_tasks(runs):
     """The body of a Ray task (lth_tf.lottery.ray_backend.run_remote), called directly: a task of the analysis
     goes through the same worker code as an IMP task."""
     from lth_tf.lottery.ray_backend import run_remote
-    from lth_tf.instruments.instability import settings_of
 
     path = runs["path"]
-    cfg = settings_of(RunDir(path))
+    cfg = RunDir(path).settings()
     task = spawn_tasks.rewind_point(0, 27)
     status, metrics, _, _ = run_remote(cfg.to_dict(), path, dataclasses.astuple(task))
     assert status == "done" and metrics == read(path, task.key)  # finished: read, not retrained

@@ -123,8 +123,8 @@ def export_run(run_dir: str, export_dir: str = "saved_models", replicate: int = 
         log(f"export: level {level} chosen on validation accuracy (replicate {replicate}, branch {branch})")
     elif level < 0:
         raise UserError(f"--level={level}: must be 0 or more")
-    ticket = load_task(run, replicate, level, branch)
-    dense_task = load_task(run, replicate, 0, branch) if dense and ticket.level > 0 else None
+    ticket = load_task(run, replicate, level, branch, log)
+    dense_task = load_task(run, replicate, 0, branch, log) if dense and ticket.level > 0 else None
     length = tflite_length or run.cfg.data.max_len or DEFAULT_TFLITE_LENGTH
     options = {"tflite": tflite, "length": length, "max_examples": max_examples, "latency_runs": latency_runs,
                "num_threads": num_threads, "pqat": pqat, "pqat_epochs": pqat_epochs,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from lth_tf import report, rundir
 from lth_tf.config import RunConfig
 from lth_tf.errors import UserError
 from lth_tf.keras import keras
+from lth_tf.lottery import recompute
 from lth_tf.lottery.tasks import dense
 from lth_tf.nets.models import EMBEDDING_LAYER, build_model
 from lth_tf.sparsity import registry
@@ -127,20 +129,25 @@ class LoadedTask:
         return self.task.branch
 
 
-def load_task(run: LoadedRun, replicate: int, level: int, branch: str) -> LoadedTask:
+def bring_back_weights(run: rundir.RunDir, task: rundir.Task, log=print) -> None:
+    """A finished task without its weights (a run restored from its record, or made before weights were kept)
+    is trained again, bit-identical, from the run's settings and data."""
+    log(f"export: {task.key} has no {rundir.WEIGHTS} on this machine (a run restored from its record?): "
+        f"training it again from the run's settings and seeds")
+    recompute.in_subprocess(run, [task])
+
+
+def load_task(run: LoadedRun, replicate: int, level: int, branch: str, log=print) -> LoadedTask:
     _check_replicate(run.dir, replicate)
     task = dense(replicate) if level == 0 else rundir.Task(replicate, level, branch)
     if not run.dir.is_done(task):
         available = finished_levels(run.dir, replicate, task.branch)
         raise UserError(f"--level={level} --branch={task.branch} --replicate={replicate}: not a finished task of "
                         f"{run.dir.path} (finished levels: {', '.join(map(str, available)) or 'none'})")
+    if not os.path.exists(run.dir.task_file(task, rundir.WEIGHTS)):
+        bring_back_weights(run.dir, task, log)
     metrics = run.dir.read_metrics(task)
-    try:
-        weights = run.dir.read_weights(task)
-    except FileNotFoundError:
-        raise UserError(f"{run.dir.task_file(task, rundir.WEIGHTS)}: missing (the trained weights); runs made "
-                        f"before {rundir.WEIGHTS} was saved must be rerun (finished tasks are redone only after "
-                        f"deleting their {rundir.METRICS})") from None
+    weights = run.dir.read_weights(task)
     try:
         masks = run.dir.read_masks(task)
     except FileNotFoundError:

@@ -89,16 +89,6 @@ def make_request(cfg: RunConfig, steps_per_epoch: int, level: int, steps: list[S
                    identical)
 
 
-def settings_of(run: RunDir, data_dir: str = "") -> RunConfig:
-    """The run's settings as its tasks ran: the thread count resolved when it was made (the last bits of every
-    number depend on it), and its data read from `data_dir` if given (the data moved; its content must not)."""
-    config = run.read_config_file()
-    cfg = RunConfig.from_dict(config["settings"])
-    threads = config.get("resolved", {}).get("train", {}).get("threads") or cfg.train.resolved_threads()
-    data = dataclasses.replace(cfg.data, data_dir=data_dir) if data_dir else cfg.data
-    return dataclasses.replace(cfg, data=data, train=dataclasses.replace(cfg.train, threads=int(threads)))
-
-
 # ------------------------------------------------------------------------------------------ analysis ---
 def _copy_summary(m: dict) -> dict:
     return {k: m[k] for k in ("valid_loss", "valid_accuracy", "epochs_trained", "best_epoch", "steps", "seed")}
@@ -168,7 +158,7 @@ def main() -> int:
     options = cli.executor_from_flags()
     for note in options.validate():
         print(f"note: {note}", flush=True)
-    cfg = settings_of(run, FLAGS.data_dir)
+    cfg = run.settings(FLAGS.data_dir)
     os.environ[THREADS_ENV] = str(cfg.train.threads)  # read when TensorFlow starts
     from lth_tf.instruments.instability_report import write
     from lth_tf.keras import tf
