@@ -142,19 +142,17 @@ def interleave(blocks: dict[str, Callable[[], tuple[float, float]]], rounds: int
 
 
 def machine_info() -> dict:
-    model = ""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        model = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "")
-    except (OSError, subprocess.SubprocessError):
-        pass
+    from lth_tf import machine
+
+    cpu = machine.cpu()
+    model, features = cpu["model"], cpu["features"]
     mem = 0
     try:
         with open("/proc/meminfo") as f:
             mem = int(f.readline().split()[1]) * 1024
     except OSError:
         pass
-    return {"cpu_model": model, "cores": os.cpu_count(), "memory_bytes": mem,
+    return {"cpu_model": model, "cpu_features": features, "cores": os.cpu_count(), "memory_bytes": mem,
             "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
             "python": platform.python_version(), "tensorflow": tf.__version__,
             "tf_keras": keras.__version__, "load_average_at_start": os.getloadavg(),

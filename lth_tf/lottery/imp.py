@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 
+from lth_tf import machine
 from lth_tf.atomic import DamagedFile
 from lth_tf.config import Rewind, RunConfig
 from lth_tf.data import PreparedData, make_dataset
@@ -175,5 +176,5 @@ def task_metrics(task: Task, seed: int, task_masks, result, test: dict, seconds:
         "valid_loss": result.best["valid_loss"], "valid_accuracy": result.best["valid_accuracy"],
         "test_loss": test["loss"], "test_accuracy": test["accuracy"],
         "epochs_trained": result.epochs_trained, "best_epoch": result.best_epoch, "steps": result.steps,
-        "seconds": seconds, "history": result.history,
+        "seconds": seconds, "history": result.history, "cpu": machine.cpu(),
     }
