@@ -203,7 +203,24 @@ def test_a_run_made_by_the_previous_code_resumes_with_identical_numbers(tmp_path
     expected = json.load(open(os.path.join(LEGACY, "expected_results.json")))["records"]
     resumed = json.load(open(tmp_path / "out" / name / "results.json"))["records"]
     key = lambda r: (r["replicate"], r["level"], r["branch"])  # noqa: E731
-    assert sorted(comparable(resumed), key=key) == sorted(comparable(expected), key=key)
+    # The fixture was made on an AMD EPYC. On another CPU oneDNN picks other kernels, so float sums run in
+    # another order (docs/reliability.md): the recomputed losses then agree to ~1e-7, everything else exactly.
+    assert_close(sorted(comparable(resumed), key=key), sorted(comparable(expected), key=key), rel=1e-6)
+
+
+def assert_close(a, b, rel, where="records"):
+    if isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=rel), where
+    elif isinstance(a, dict) and isinstance(b, dict):
+        assert sorted(a) == sorted(b), where
+        for k in a:
+            assert_close(a[k], b[k], rel, f"{where}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close(x, y, rel, f"{where}[{i}]")
+    else:
+        assert a == b, where
 
 
 def test_flag_mistakes_fail_before_tensorflow_loads_and_make_no_directory(tmp_path):
