@@ -20,6 +20,7 @@ DATA=${DATA:?set DATA to the folder holding imdb/ and ag_news/ (see ../shared/da
 RUNS=${RUNS:?set RUNS to where run directories live (large: weights of every task)}
 RUN="nice -n 10 python -m lth_tf.main --output_dir=$RUNS --progress=false"
 IMDB_CNN="--flagfile=flags/imdb_cnn.cfg --data_dir=$DATA/imdb --branches=ticket,reinit,random_mask --threads=2"
+IMDB_RUN=cnn_imdb_ea3adb8d60  # step 1's run directory (its name is its identity: the same on every machine)
 AG_POOLED="--dataset=ag_news --split=pooled --data_dir=$DATA/ag_news --branches=ticket,reinit,random_mask --threads=1"
 
 step() {
@@ -33,14 +34,23 @@ step() {
     4|ag_news_pooled_cnn)   $RUN --flagfile=flags/ag_news_cnn.cfg $AG_POOLED --replicates=3 ;;
     4b|ag_news_pooled_lstm) $RUN --flagfile=flags/ag_news_lstm.cfg $AG_POOLED ;;
     # The instruments' runs (docs/instruments.md): strategies at matched sparsity, and a ticket transfer.
+    # (run on 2026-12-04 with LEVELS=3 REPLICATES=2; compared with step 4's local run by lth_tf.report.compare)
     5|ag_news_pooled_lamp)  $RUN --flagfile=flags/ag_news_cnn.cfg $AG_POOLED --branches=ticket --strategy=lamp \
-                              --replicates=3 --levels=${LEVELS:-10} ;;
+                              --replicates=${REPLICATES:-3} --levels=${LEVELS:-10} ;;
     5b|ag_news_pooled_global) $RUN --flagfile=flags/ag_news_cnn.cfg $AG_POOLED --branches=ticket --strategy=global \
-                              --global_ranking=no_embedding --replicates=3 --levels=${LEVELS:-10} ;;
+                              --global_ranking=no_embedding --replicates=${REPLICATES:-3} --levels=${LEVELS:-10} ;;
     5c|imdb_cnn_lamp)       $RUN $IMDB_CNN --branches=ticket --strategy=lamp --replicates=2 --levels=10 ;;
+    # (run on 2026-12-04 with TRANSFER_FROM=$RUNS/cnn_imdb_ea3adb8d60 TRANSFER_LEVEL=5)
     6|transfer_imdb_to_ag)  $RUN --flagfile=flags/ag_news_cnn.cfg $AG_POOLED --levels=1 --replicates=3 \
                               --transfer_from="${TRANSFER_FROM:?set TRANSFER_FROM to the run directory of step 1}" \
                               --transfer_level=${TRANSFER_LEVEL:?the IMDb ticket level to transfer} ;;
+    # The instruments on the IMDb CNN run of step 1 (docs/instruments.md sections 5-6; run on 2026-12-04). Step 8's
+    # run is its own (--early_bird_steps is part of a run's identity): cnn_imdb_2a4acf22f5.
+    7|imdb_cnn_instability) nice -n 10 python -m lth_tf.instruments.instability --run_dir="$RUNS/$IMDB_RUN" --level=5 \
+                              --rewind_steps=0it,110it,1ep --progress=false ;;
+    8|imdb_cnn_early_bird)  nice -n 10 python -m lth_tf.main --output_dir="$RUNS/early_bird" --progress=false $IMDB_CNN \
+                              --branches=ticket --levels=0 --early_bird --early_bird_steps=44
+                            python -m lth_tf.instruments.early_bird --run_dir="$RUNS/early_bird/cnn_imdb_2a4acf22f5" ;;
     *) echo "unknown step $1" >&2; exit 2 ;;
   esac
 }
