@@ -45,12 +45,12 @@ step() {
                               --transfer_from="${TRANSFER_FROM:?set TRANSFER_FROM to the run directory of step 1}" \
                               --transfer_level=${TRANSFER_LEVEL:?the IMDb ticket level to transfer} ;;
     # The instruments on the IMDb CNN run of step 1 (docs/instruments.md sections 5-6; run on 2026-12-04). Step 8's
-    # run is its own (--early_bird_steps is part of a run's identity): cnn_imdb_2a4acf22f5.
+    # run is its own (--early_bird_steps is part of a run's identity): cnn_imdb_2a4acf22f5, beside step 1's.
     7|imdb_cnn_instability) nice -n 10 python -m lth_tf.instruments.instability --run_dir="$RUNS/$IMDB_RUN" --level=5 \
                               --rewind_steps=0it,110it,1ep --progress=false ;;
-    8|imdb_cnn_early_bird)  nice -n 10 python -m lth_tf.main --output_dir="$RUNS/early_bird" --progress=false $IMDB_CNN \
+    8|imdb_cnn_early_bird)  $RUN $IMDB_CNN \
                               --branches=ticket --levels=0 --early_bird --early_bird_steps=44
-                            python -m lth_tf.instruments.early_bird --run_dir="$RUNS/early_bird/cnn_imdb_2a4acf22f5" ;;
+                            python -m lth_tf.instruments.early_bird --run_dir="$RUNS/cnn_imdb_2a4acf22f5" ;;
     *) echo "unknown step $1" >&2; exit 2 ;;
   esac
 }
