@@ -27,7 +27,7 @@ FLAGS = flags.FLAGS
 COMMAND = "lth_tf.archive"
 SUMMARY = "Save a run's record (settings, metrics, ticket masks; no weights) or restore a run from one."
 VOCAB_GZ = VOCAB + ".gz"
-INSTRUMENT_REPORTS = ("instability_level_", "mask_analysis", "early_bird")
+INSTRUMENT_REPORTS = ("instability_level_", "mask_analysis", "early_bird", "init_magnitude")
 
 
 def record_files(run: RunDir) -> list[str]:
