@@ -4,6 +4,8 @@ the configurations not measured. Prints the assumptions and the table; writes a 
 
     python -m benchmarks.projection --run_dir=/path/to/cnn_imdb_<hash> [--epochs_per_level=4] [--out=p.json]
 
+N workers run one task each, at the thread count of the measured run's tasks.
+
 The grid: 4 configurations (IMDb/AG News x CNN/BiLSTM) x 3 modes (winning ticket, late rewinding,
 fine-tuning) x 3 replicates x (the dense level + 20 levels x ticket, reinit, random_mask), one task graph.
 """
@@ -31,15 +33,23 @@ MODES, REPLICATES, LEVELS, BRANCHES = 3, 3, 20, ("ticket", "reinit", "random_mas
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run_dir", required=True, help="a measured IMDb CNN run (its per-task seconds)")
-    p.add_argument("--measured_epochs", type=int, default=2, help="epochs per level of that run")
+    p.add_argument("--measured_epochs", type=int, default=0, help="epochs per level of that run (0: each task's "
+                   "own epochs_trained, from its metrics: the run's seconds per epoch)")
     p.add_argument("--epochs_per_level", type=float, default=4.0, help="IMDb CNN epochs per level (early stopping)")
     p.add_argument("--workers", default="1,4,16,64,256")
     p.add_argument("--out", default="")
     a = p.parse_args()
-    (measured,) = duration_models([RunDir.open(a.run_dir)]).values()
-    per_epoch = measured.branch_mean() / a.measured_epochs
-    print(f"measured: {measured.describe()} ({a.measured_epochs} epochs per level) -> {per_epoch:.0f} s per "
-          f"IMDb CNN epoch at 1 thread")
+    run = RunDir.open(a.run_dir)
+    (measured,) = duration_models([run]).values()
+    if a.measured_epochs:
+        per_epoch = measured.branch_mean() / a.measured_epochs
+        basis = f"{measured.describe()} ({a.measured_epochs} epochs per level)"
+    else:
+        tasks = [m for m in run.finished_metrics() if m.get("epochs_trained")]
+        per_epoch = sum(m["seconds"] for m in tasks) / sum(m["epochs_trained"] for m in tasks)
+        basis = f"{len(tasks)} tasks of {run.name}, {sum(m['epochs_trained'] for m in tasks)} epochs"
+    threads = run.settings().train.threads
+    print(f"measured: {basis} -> {per_epoch:.0f} s per IMDb CNN epoch at {threads} thread(s) per task")
     models, grid, hours = {}, [], {}
     for name, (cost, epochs) in CONFIGS.items():
         epochs = epochs or a.epochs_per_level
