@@ -56,13 +56,15 @@ step() {
 }
 
 case "${1:-all}" in
-  restore) for record in evidence/*/; do
-             [ -f "$record/config.json" ] && python -m lth_tf.archive --restore="$record" --output_dir="$RUNS"
+  restore) for record in evidence/*/; do  # folders without config.json (exports/, comparisons/) are not runs
+             if [ -f "$record/config.json" ]; then python -m lth_tf.archive --restore="$record" --output_dir="$RUNS"; fi
            done ;;
   save)    for run in "$RUNS"/*/; do
-             [ -f "$run/config.json" ] && python -m lth_tf.archive --save="$run" --records=evidence
+             if [ -f "$run/config.json" ]; then python -m lth_tf.archive --save="$run" --records=evidence; fi
            done ;;
-  report)  for run in "$RUNS"/*/; do [ -f "$run/config.json" ] && python -m lth_tf.report --run_dir="$run"; done ;;
+  report)  for run in "$RUNS"/*/; do
+             if [ -f "$run/config.json" ]; then python -m lth_tf.report --run_dir="$run"; fi
+           done ;;
   all)     "$0" restore; for s in 1 2 3 3b 4 4b 5 5b 5c; do step $s; done ;;
   *)       for s in "$@"; do step "$s"; done ;;
 esac
