@@ -42,13 +42,13 @@ def test_a_run_that_never_moves_its_weights_is_decided_by_theta0_alone(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "lth_tf.instruments.init_magnitude", f"--run_dir={run_dir(out)}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.load(open(os.path.join(run_dir(out), "init_magnitude", "init_magnitude.json")))
+    result = json.load(open(os.path.join(run_dir(out), "init_magnitude", "init_magnitude_r0.json")))
     for level in ("1", "2"):
         for name, cell in result["levels"][level].items():
             if name.endswith(("kernel", "embeddings")):  # biases start at 0: their ties move
                 assert cell["shared"] == 1.0, (level, name, cell)
     assert "| embedding/embeddings | 1.000" in open(os.path.join(run_dir(out), "init_magnitude",
-                                                                 "init_magnitude.md")).read()
+                                                                 "init_magnitude_r0.md")).read()
     bad = subprocess.run([sys.executable, "-m", "lth_tf.instruments.init_magnitude", f"--run_dir={run_dir(out)}",
                           "--replicate=3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --replicate=3") and "Traceback" not in bad.stderr

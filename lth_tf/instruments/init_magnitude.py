@@ -8,7 +8,7 @@ IMP drew: per tensor, the share of the ticket's survivors that θ0's magnitudes 
 chance means the ticket owes nothing to θ0's magnitudes. θ0 is rebuilt from the run's seed (the run need hold
 no weights: a record restored by lth_tf.archive will do); the data is read only for its sizes.
 
-Writes `<run_dir>/init_magnitude/init_magnitude.{md,json}` (lth_tf.atomic).
+Writes `<run_dir>/init_magnitude/init_magnitude_r<R>.{md,json}` (lth_tf.atomic).
 """
 from __future__ import annotations
 
@@ -99,11 +99,11 @@ def main() -> int:
     prune_round = lambda masks, weights: pruning.prune(  # noqa: E731
         masks, weights, cfg.prune.prune_fraction, cfg.prune.strategy, **pruning.options(cfg.prune))
     result = analyse(run, theta0, prune_round, FLAGS.replicate)
-    out = run.file(OUT_DIR)
-    os.makedirs(out, exist_ok=True)
-    atomic.write_json(os.path.join(out, OUT_DIR + ".json"), result)
-    atomic.write_text(os.path.join(out, OUT_DIR + ".md"), to_markdown(result))
-    print(f"written to {os.path.join(out, OUT_DIR + '.md')}")
+    out = os.path.join(run.file(OUT_DIR), f"{OUT_DIR}_r{FLAGS.replicate}")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    atomic.write_json(out + ".json", result)
+    atomic.write_text(out + ".md", to_markdown(result))
+    print(f"written to {out}.md")
     return 0
 
 
