@@ -19,7 +19,8 @@ from absl import flags
 from lth_tf import atomic, cli
 from lth_tf.errors import UserError
 from lth_tf.report import stats
-from lth_tf.rundir import RunDir
+from lth_tf.nets import EMBEDDING_LAYER, OUTPUT_LAYER
+from lth_tf.rundir import RunDir, Task
 
 COMMAND = "lth_tf.report.compare"
 SUMMARY = "Compare runs that differ in a setting, level by level (accuracy with intervals, where the sparsity is)."
@@ -48,9 +49,8 @@ def labels(runs: list[RunDir]) -> list[str]:
 
 
 def tensor_group(name: str) -> str:
-    if name.startswith("embedding"):
-        return "embedding"
-    return "output" if name.startswith("output") else "hidden"
+    layer = name.split("/", 1)[0]
+    return {EMBEDDING_LAYER: "embedding", OUTPUT_LAYER: "output"}.get(layer, "hidden")
 
 
 def kept_by_group(record: dict, shapes: dict[str, int]) -> dict[str, float]:
@@ -67,18 +67,10 @@ def tensor_sizes(run: RunDir, records: list[dict]) -> dict[str, int]:
     """Each tensor's size, from a stored mask of the run (any task's)."""
     for r in records:
         try:
-            return {n: int(m.size) for n, m in run.read_masks(_task(r)).items()}
+            return {n: int(m.size) for n, m in run.read_masks(Task(r["replicate"], r["level"], r["branch"])).items()}
         except (FileNotFoundError, OSError):
             continue
     return {}
-
-
-def _task(record: dict):
-    from lth_tf.lottery.tasks import dense
-    from lth_tf.rundir import Task
-
-    return dense(record["replicate"]) if record["level"] == 0 else Task(record["replicate"], record["level"],
-                                                                         record["branch"])
 
 
 def compare(paths: list[str], branch: str = "ticket", replicates: list[int] | None = None) -> dict:
