@@ -21,7 +21,7 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=8"],
+    "test": ["pytest>=8", "pytest-xdist==3.8.0"],  # pytest.ini runs the suite in 2 processes
     "torch": ["torch==2.13.0"],  # benchmarks against the study's framework only
 }
 
