@@ -26,6 +26,8 @@ AG_POOLED="--dataset=ag_news --split=pooled --data_dir=$DATA/ag_news --branches=
 step() {
   case "$1" in
     1|imdb_cnn_full)        $RUN $IMDB_CNN ;;                                       # 20 levels, replicate 0
+    # the scheduler runs the longest chain first (the ticket's levels 11-20): 1a finishes the controls to 10 first
+    1a|imdb_cnn_controls)   $RUN $IMDB_CNN --levels=10 ;;
     2|imdb_cnn_replicates)  $RUN $IMDB_CNN --replicates=3 --levels=10 ;;            # replicates 1, 2 to level 10
     3|imdb_cnn_late_rewind) $RUN --flagfile=flags/imdb_cnn_late_rewind.cfg --data_dir=$DATA/imdb \
                               --branches=ticket,reinit,random_mask --threads=2 --levels=10 ;;
