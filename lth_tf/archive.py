@@ -47,11 +47,15 @@ def record_files(run: RunDir) -> list[str]:
 
 def save(run: RunDir, records_dir: str) -> tuple[str, int]:
     """Write (or bring up to date) `run`'s record in `records_dir`; returns its path and its size in bytes.
-    Files already in the record and unchanged are left alone, so a record in git only grows by new tasks."""
+    Files already in the record and unchanged are left alone, so a record in git only grows by new tasks;
+    an instrument's report the run no longer has is removed from it."""
     if next(run.finished(), None) is None:
         raise UserError(f"--run_dir={run.path}: no finished task yet (no {METRICS}): nothing to save")
     record = os.path.join(records_dir, run.name)
-    for rel in record_files(run):
+    kept = record_files(run)
+    for rel in _stale_reports(record, kept):
+        os.remove(os.path.join(record, rel))
+    for rel in kept:
         source, target = run.file(rel), os.path.join(record, rel)
         if not (os.path.exists(target) and _same_bytes(source, target)):
             with open(source, "rb") as f:
@@ -64,6 +68,19 @@ def save(run: RunDir, records_dir: str) -> tuple[str, int]:
         if not (os.path.exists(target) and _gunzip(target) == text):
             atomic.write_bytes(target, gzip.compress(text, mtime=0))
     return record, sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(record) for n in names)
+
+
+def _stale_reports(record: str, kept: list[str]) -> list[str]:
+    """The instruments' reports in `record` that its run no longer has (an instrument rerun may write other
+    files). Task files are never removed: a task being recomputed has no metrics for a while, yet is done."""
+    if not os.path.isdir(record):
+        return []
+    stale = []
+    for folder in sorted(os.listdir(record)):
+        if os.path.isdir(os.path.join(record, folder)) and folder.startswith(INSTRUMENT_REPORTS):
+            stale += [rel for n in sorted(os.listdir(os.path.join(record, folder)))
+                      if (rel := os.path.join(folder, n)) not in kept]
+    return stale
 
 
 def restore(record: str, output_dir: str) -> RunDir:

@@ -92,3 +92,17 @@ def test_an_export_of_a_restored_run_trains_the_missing_weights_back_bit_for_bit
     bad = subprocess.run([sys.executable, "-m", "lth_tf.lottery.recompute", f"--run_dir={run_dir(restored)}",
                           "--tasks=r0/level_02"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "r<replicate>" in bad.stderr
+
+
+def test_a_report_the_run_no_longer_has_leaves_the_record_but_tasks_stay(reference, tmp_path):
+    run, records = tmp_path / "run", tmp_path / "records"
+    shutil.copytree(run_dir(reference / "out"), run)
+    os.makedirs(run / "init_magnitude")
+    (run / "init_magnitude" / "init_magnitude.md").write_text("old name")
+    assert archive(f"--save={run}", f"--records={records}").returncode == 0
+    os.rename(run / "init_magnitude" / "init_magnitude.md", run / "init_magnitude" / "init_magnitude_r0.md")
+    metrics = next(run.glob("r0/level_01/*/metrics.json"))
+    metrics.unlink()  # a task being recomputed: not done for a while, still in the record
+    assert archive(f"--save={run}", f"--records={records}").returncode == 0
+    assert os.listdir(records / "run" / "init_magnitude") == ["init_magnitude_r0.md"]
+    assert (records / "run" / metrics.relative_to(run)).exists()

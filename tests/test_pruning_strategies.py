@@ -218,3 +218,22 @@ def test_an_emptied_bias_only_warns():
     with pytest.warns(UserWarning, match=r"all 1 surviving weights of output/bias.*--noprune_bias"):
         out = prune(_dense(w), w, 0.4, "global")  # round(2.0) = 2: the bias and the 5.0
     assert out["output/bias"].sum() == 0 and out["conv3/kernel"].tolist() == [False, True, True, True]
+
+
+def test_prune_round_is_prune_with_the_run_settings():
+    """The one call IMP, the early-bird draw and init_magnitude share: prune() with the PruneConfig's fraction,
+    strategy and options; extra weights ignored; an override (allow_empty_tensors) replaces one option."""
+    p = PruneConfig(strategy="global", global_ranking="no_embedding", prune_fraction=0.5)
+    extra = dict(EXAMPLE, **{"not/masked": np.ones(2)})
+    expected = prune(_dense(EXAMPLE), EXAMPLE, 0.5, "global", **options(p))
+    got = pruning.prune_round(_dense(EXAMPLE), extra, p)
+    assert {k: v.tolist() for k, v in got.items()} == {k: v.tolist() for k, v in expected.items()}
+    tiny = {A: np.array([0.1, 0.2])}
+    with pytest.raises(UserError, match="allow_empty_tensors"):
+        pruning.prune_round(_dense(tiny), tiny, dataclasses.replace(p, strategy="global", global_ranking="all",
+                                                                  prune_fraction=0.99))
+    with pytest.warns(UserWarning):
+        out = pruning.prune_round(_dense(tiny), tiny, dataclasses.replace(p, global_ranking="all",
+                                                                        prune_fraction=0.99),
+                                  allow_empty_tensors=True)
+    assert out[A].sum() == 0

@@ -19,9 +19,10 @@ import numpy as np
 from absl import flags
 
 from lth_tf import atomic, cli
-from lth_tf.config import THREADS_ENV
 from lth_tf.errors import UserError
+from lth_tf.lottery.existing import open_experiment
 from lth_tf.rundir import RunDir, Task
+from lth_tf.sparsity import pruning
 
 COMMAND = "lth_tf.instruments.init_magnitude"
 SUMMARY = "How much of each ticket θ0's magnitudes alone decide, per tensor and level, against chance."
@@ -89,16 +90,11 @@ def main() -> int:
     run = RunDir.open(FLAGS.run_dir)
     if FLAGS.replicate not in run.replicates():
         raise UserError(f"--replicate={FLAGS.replicate}: {run.path} has replicates {run.replicates()}")
-    cfg = run.settings(FLAGS.data_dir)
-    os.environ[THREADS_ENV] = str(cfg.train.threads)  # read when TensorFlow starts
-    from lth_tf.lottery.executor import reopen, with_absolute_paths
-    from lth_tf.sparsity import pruning
-
-    experiment = reopen(with_absolute_paths(cfg), run, progress=False)
+    experiment = open_experiment(run, FLAGS.data_dir)
     theta0 = experiment.start_weights(Task(FLAGS.replicate, 0, "ticket"))
-    prune_round = lambda masks, weights: pruning.prune(  # noqa: E731
-        masks, weights, cfg.prune.prune_fraction, cfg.prune.strategy, **pruning.options(cfg.prune))
-    result = analyse(run, theta0, prune_round, FLAGS.replicate)
+    prune_cfg = experiment.cfg.prune
+    result = analyse(run, theta0, lambda masks, weights: pruning.prune_round(masks, weights, prune_cfg),
+                     FLAGS.replicate)
     out = os.path.join(run.file(OUT_DIR), f"{OUT_DIR}_r{FLAGS.replicate}")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     atomic.write_json(out + ".json", result)

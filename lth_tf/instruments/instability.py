@@ -21,9 +21,10 @@ import os
 from absl import flags
 
 from lth_tf import cli
-from lth_tf.config import THREADS_ENV, RunConfig, Step
+from lth_tf.config import RunConfig, Step
 from lth_tf.errors import UserError
 from lth_tf.lottery import interpolation, spawn_tasks
+from lth_tf.lottery.existing import open_experiment
 from lth_tf.rundir import INSTABILITY_REPORT, RunDir, Task
 
 COMMAND = "lth_tf.instruments.instability"
@@ -158,16 +159,12 @@ def main() -> int:
     options = cli.executor_from_flags()
     for note in options.validate():
         print(f"note: {note}", flush=True)
-    cfg = run.settings(FLAGS.data_dir)
-    os.environ[THREADS_ENV] = str(cfg.train.threads)  # read when TensorFlow starts
+    exp = open_experiment(run, FLAGS.data_dir, progress=FLAGS.progress and options.executor == "local")
     from lth_tf.instruments.instability_report import write
-    from lth_tf.keras import tf
-    from lth_tf.lottery.executor import log_line, reopen, run_jobs, with_absolute_paths
+    from lth_tf.lottery.executor import log_line, run_jobs
     from lth_tf.lottery.scheduler import Job
 
-    tf.config.experimental.enable_op_determinism()
-    cfg = with_absolute_paths(cfg)
-    exp = reopen(cfg, run, progress=FLAGS.progress and options.executor == "local")
+    cfg = exp.cfg
     req = make_request(cfg, exp.steps_per_epoch, FLAGS.level, steps, replicates, FLAGS.points, FLAGS.identical_copies)
     run_jobs([Job(cfg, run, req.tasks())], [exp], options, log_line)
     result = analyse(run, req, FLAGS.threshold)

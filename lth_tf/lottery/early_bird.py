@@ -44,11 +44,9 @@ def hamming(a: Masks, b: Masks, prunable: Masks) -> float:
 def draw(masks: Masks, weights: dict, prune_cfg) -> Masks:
     """The mask the next pruning round would draw from `weights`. A round that would empty a tensor is allowed
     here: a check must never stop training (the real round, at the next level, still refuses)."""
-    options = dict(pruning.options(prune_cfg), allow_empty_tensors=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pruning.prune(masks, {n: weights[n] for n in masks}, prune_cfg.prune_fraction, prune_cfg.strategy,
-                             **options)
+        return pruning.prune_round(masks, weights, prune_cfg, allow_empty_tensors=True)
 
 
 def below_in_a_row(checks: list[dict], threshold: float) -> int:

@@ -26,7 +26,7 @@ from lth_tf.lottery.transfer import Transfer
 from lth_tf.nets.models import build_model
 from lth_tf.rundir import RunDir, Task
 from lth_tf.sparsity import masks as masks_lib, pruning
-from lth_tf.sparsity.pruning import prune, random_masks_like
+from lth_tf.sparsity.pruning import random_masks_like
 from lth_tf.sparsity.registry import Selection
 from lth_tf.sparsity.tfmot_masking import TfmotMaskedModel
 from lth_tf.training import MaskedModel, train
@@ -87,8 +87,7 @@ class Experiment:
             return self.transfer.masks(self.seed(task.replicate), shapes)
         parent = mask_parent(task)
         parent_masks, weights = self.masks(parent, shapes), self.read(parent, self.run_dir.read_weights)
-        return prune(parent_masks, {n: weights[n] for n in parent_masks}, self.cfg.prune.prune_fraction,
-                     self.cfg.prune.strategy, **pruning.options(self.cfg.prune))
+        return pruning.prune_round(parent_masks, weights, self.cfg.prune)
 
     def start_weights(self, task: Task) -> dict:
         r = task.replicate

@@ -9,15 +9,14 @@ TensorFlow already.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 from absl import flags
 
 from lth_tf import cli
-from lth_tf.config import THREADS_ENV
 from lth_tf.errors import UserError
+from lth_tf.lottery.existing import open_experiment
 from lth_tf.rundir import RunDir, Task
 
 COMMAND = "lth_tf.lottery.recompute"
@@ -43,19 +42,14 @@ def recompute(run: RunDir, tasks: list[Task], data_dir: str = "") -> None:
     for task in tasks:
         if not run.is_done(task):
             raise UserError(f"{task.key}: not a finished task of {run.path}; lth_tf.main trains unfinished tasks")
-    cfg = run.settings(data_dir)
-    os.environ[THREADS_ENV] = str(cfg.train.threads)
+    experiment = open_experiment(run, data_dir)
     from lth_tf.config import ExecutorConfig
-    from lth_tf.keras import tf
-    from lth_tf.lottery.executor import log_line, reopen, run_jobs, with_absolute_paths
+    from lth_tf.lottery.executor import log_line, run_jobs
     from lth_tf.lottery.scheduler import Job
 
-    tf.config.experimental.enable_op_determinism()
-    cfg = with_absolute_paths(cfg)
-    experiment = reopen(cfg, run, progress=False)
     for task in tasks:
         run.invalidate(task)  # not done until it is written again; a kill here leaves it for lth_tf.main to redo
-    run_jobs([Job(cfg, run, tasks)], [experiment], ExecutorConfig(), log_line)
+    run_jobs([Job(experiment.cfg, run, tasks)], [experiment], ExecutorConfig(), log_line)
 
 
 def in_subprocess(run: RunDir, tasks: list[Task], data_dir: str = "") -> None:

@@ -208,6 +208,13 @@ def options(prune_cfg) -> dict:
     return {name: getattr(prune_cfg, name) for name in OPTION_FIELDS}
 
 
+def prune_round(masks: Masks, weights: Mapping[str, np.ndarray], prune_cfg, **overrides) -> Masks:
+    """One round of IMP as a run's PruneConfig sets it (weights of unmasked tensors are ignored);
+    `overrides` replace options, e.g. allow_empty_tensors=True."""
+    return prune(masks, {n: weights[n] for n in masks}, prune_cfg.prune_fraction, prune_cfg.strategy,
+                 **dict(options(prune_cfg), **overrides))
+
+
 def random_masks_like(masks: Masks, seed: int) -> Masks:
     """Masks with the same number of survivors in every tensor, at random positions (a control)."""
     rng = np.random.default_rng(seed)
