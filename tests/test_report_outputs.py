@@ -49,6 +49,10 @@ def test_study_report_shows_our_cells_beside_the_study_and_marks_the_rest_not_ru
     assert "every replicate at level 2: r0 (seed 0): valid 87.00, test 86.00; r1 (seed 1): valid 86.00" in text
     assert "picked on test" not in text or "best TEST accuracy" in text
     assert study_tables.NOT_RUN in text and "Choice rule" in text and "Matching rule" in text
+    # the verdicts: the late-rewinding run judged against the θ0 ticket of its seed, the control in its run
+    verdict_rows = [line for line in text.splitlines() if line.startswith("| ") and "**" in line]
+    assert any(r.startswith("| late rewinding helps") and "IMDb + CNN, true late rewinding" in r for r in verdict_rows)
+    assert any(r.startswith("| reset to θ0 beats") and "| IMDb + CNN |" in r for r in verdict_rows)
 
 
 def test_study_report_pools_runs_that_differ_only_in_seed(tmp_path):

@@ -49,6 +49,7 @@ class Cell:
     runs: list[rundir.RunDir]
     an: Analysis
     names: dict[int, str]  # pooled replicate -> 'run r0 (seed 0)'
+    seeds: dict[int, int]  # pooled replicate -> its seed (what pairs replicates of two cells)
     notes: list[str]
     differences: list[str]
 
@@ -110,8 +111,9 @@ def pool(runs: list[tuple[rundir.RunDir, RunConfig]]) -> Cell:
     counts = set_counts(run0) or {}
     an = analyse(recs, counts.get("valid"), counts.get("test"))
     n = an.dense.n if an.dense else 0
+    seeds_of = {i: seed for seed, (i, _) in index.items()}
     return Cell(cfg0.data.dataset, cfg0.model.model, protocol.mode(cfg0), cfg0, [r for r, _ in group], an, names,
-                notes, protocol.differences(cfg0, counts or None, an.top_level, n))
+                seeds_of, notes, protocol.differences(cfg0, counts or None, an.top_level, n))
 
 
 def collect(paths: list[str]) -> list[Cell]:

@@ -2,7 +2,7 @@
 chosen level, the protocol differences, and the runs used (cells: lth_tf.report.study)."""
 from __future__ import annotations
 
-from lth_tf.report import analysis as analysis_lib, protocol
+from lth_tf.report import analysis as analysis_lib, protocol, verdicts
 from lth_tf.report.stats import pct, points
 from lth_tf.report.summary import MATCH_MARK, per_replicate
 
@@ -111,6 +111,7 @@ def render(cells: list, projection: dict[str, float]) -> str:
         f"- \"{NOT_RUN}\": no run of that cell was given. Protocol differences compare each run's resolved settings "
         "and split sizes with the study's protocol for that configuration.", ""]
     lines += tables(in_study, projection)
+    lines += [""] + verdicts.section(list(in_study.values()) + others)
     lines += ["", "## Every replicate at the chosen level"]
     for cell in sorted(in_study.values(), key=lambda c: (protocol.CONFIGURATIONS.index((c.dataset, c.model)),
                                                           protocol.MODES.index(c.mode))):

@@ -1,0 +1,183 @@
+"""The study's claims, judged level by level from our runs (cells of lth_tf.report.study).
+
+At every level where both sides finished, a claim gets one answer from the 95% interval of a paired difference
+of VALIDATION accuracy (per replicate; one replicate: Newcombe's interval from the validation set's size):
+`for` (the interval lies above 0; for "matches or beats", it does not lie below 0), `against` (it lies below
+0: the other way round, shown), or `no difference shown` (it holds 0). A claim's verdict for a run:
+confirmed (for at some level, against at none), refuted (the reverse), mixed (both: it depends on the level),
+undecided (neither). The intervals are per level and not corrected for the number of levels judged: one level
+against the trend of its neighbours is weak evidence.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from lth_tf.report import protocol, stats
+from lth_tf.report.stats import Estimate
+
+FOR, AGAINST, NONE = "for", "against", "no difference shown"
+RULE = ("judged per level on the paired difference of VALIDATION accuracy (95% interval: t over replicates; "
+        "n = 1: Newcombe's, from the validation set's size): **for** where the interval lies above 0 (for "
+        "\"matches or beats\": where it does not lie below 0), **against** where it lies below 0, otherwise no "
+        "difference shown. Verdict: confirmed (for at some level, against at none), refuted (against, never "
+        "for), mixed (both: it depends on the level), undecided (neither). Intervals are per level, not corrected for "
+        "the number of levels: a lone level against its neighbours is weak evidence")
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    key: str
+    text: str  # the study's claim, as it drew it
+    difference: str  # what is judged (> 0 supports the claim)
+    at_least: bool = False  # "matches or beats": an interval holding 0 supports it too
+
+
+CLAIMS = (
+    Claim("ticket_vs_dense", "a winning ticket matches or beats the dense network", "ticket − dense", True),
+    Claim("reset_vs_reinit", "reset to θ0 beats random re-initialisation (same mask)", "ticket − reinit"),
+    Claim("ticket_vs_random_mask", "the ticket's mask beats a random mask of its sparsity",
+          "ticket − random_mask"),
+    Claim("rewinding_helps", "late rewinding helps (the study's second table)",
+          "this run's ticket − the θ0 ticket, same seed"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Judgement:
+    level: int
+    sparsity: float
+    estimate: Estimate
+    answer: str  # FOR, AGAINST or NONE
+
+
+def answer(est: Estimate, at_least: bool = False) -> str | None:
+    """FOR, AGAINST or NONE from `est`'s interval; None when it has no interval (not judged)."""
+    if not est.has_interval:
+        return None
+    if est.high < 0:
+        return AGAINST
+    return FOR if est.low > 0 or at_least else NONE
+
+
+def verdict(judgements: list[Judgement]) -> str:
+    answers = {j.answer for j in judgements}
+    if not judgements:
+        return "not tested"
+    if FOR in answers and AGAINST in answers:
+        return "mixed: depends on the level"
+    return "confirmed" if FOR in answers else "refuted" if AGAINST in answers else "undecided"
+
+
+def _judged(pairs, at_least: bool) -> list[Judgement]:
+    out = []
+    for level, sparsity, est in pairs:
+        a = answer(est, at_least)
+        if a is not None:
+            out.append(Judgement(level, sparsity, est, a))
+    return out
+
+
+def within(cell, claim: Claim) -> list[Judgement]:
+    """Claims judged inside one run: the ticket against the dense network or against a control."""
+    an = cell.an
+    if claim.key == "ticket_vs_dense":
+        pairs = [(lvl, s.sparsity, s.valid_vs_dense) for lvl, s in sorted(an.ticket.items()) if lvl]
+    else:
+        control = claim.difference.split(" − ")[1]
+        pairs = [(lvl, an.ticket[lvl].sparsity, d["valid"]) for lvl, d in sorted(an.controls.get(control, {}).items())]
+    return _judged(pairs, claim.at_least)
+
+
+def across(cell, base) -> list[Judgement]:
+    """`cell`'s ticket (late rewinding or fine-tuning) against `base`'s θ0 ticket, paired by seed, per level."""
+    judged = []
+    for lvl, s in sorted(cell.an.ticket.items()):
+        if lvl == 0 or lvl not in base.an.ticket:
+            continue
+        ours = {cell.seeds[r]: v for r, v in s.values("valid_accuracy").items()}
+        theirs = {base.seeds[r]: v for r, v in base.an.ticket[lvl].values("valid_accuracy").items()}
+        if set(ours) & set(theirs):
+            judged.append((lvl, s.sparsity, stats.paired_difference(ours, theirs, cell.an.valid_examples)))
+    return _judged(judged, False)
+
+
+@dataclasses.dataclass
+class Row:
+    claim: Claim
+    cell: object
+    judgements: list[Judgement]
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.judgements)
+
+
+def rows(cells: list) -> list[Row]:
+    """Every claim for every run it can be judged on (controls and rewinding runs present or not)."""
+    base = {(c.dataset, c.model): c for c in cells if c.mode == "ticket"}
+    out = []
+    for claim in CLAIMS:
+        for cell in cells:
+            if claim.key == "rewinding_helps":
+                if cell.mode != "ticket" and (cell.dataset, cell.model) in base:
+                    out.append(Row(claim, cell, across(cell, base[(cell.dataset, cell.model)])))
+            elif claim.key == "ticket_vs_dense" or claim.difference.split(" − ")[1] in cell.an.controls:
+                out.append(Row(claim, cell, within(cell, claim)))
+    return out
+
+
+def _levels(judgements: list[Judgement]) -> str:
+    """'1-3 (20.0-48.8%); 7 (79.0%)': consecutive levels as ranges, with their sparsity."""
+    if not judgements:
+        return "-"
+    groups, current = [], [judgements[0]]
+    for j in judgements[1:]:
+        if j.level == current[-1].level + 1:
+            current.append(j)
+        else:
+            groups.append(current)
+            current = [j]
+    groups.append(current)
+
+    def one(g):
+        if len(g) == 1:
+            return f"{g[0].level} ({100 * g[0].sparsity:.1f}%)"
+        return f"{g[0].level}-{g[-1].level} ({100 * g[0].sparsity:.1f}-{100 * g[-1].sparsity:.1f}%)"
+    return "; ".join(one(g) for g in groups)
+
+
+def _run_label(cell) -> str:
+    mode = {"ticket": "", "finetune": ", fine-tune", "late_rewind": ", true late rewinding"}[cell.mode]
+    split = cell.cfg.data.split
+    rows_used = "" if split in ("study", "official") else f" ({split} rows)"
+    return f"{protocol.configuration(cell.dataset, cell.model)}{rows_used}{mode}"
+
+
+def _extreme(judgements: list[Judgement]) -> str:
+    """The largest difference each way, with its level: what the verdict rests on."""
+    if not judgements:
+        return "-"
+    lo = min(judgements, key=lambda j: j.estimate.mean)
+    hi = max(judgements, key=lambda j: j.estimate.mean)
+    ns = sorted({j.estimate.n for j in judgements})
+    n = f"n={ns[0]}" if len(ns) == 1 else f"n={ns[0]}-{ns[-1]}"
+    return f"{stats.points(lo.estimate)} (level {lo.level}) to {stats.points(hi.estimate)} (level {hi.level}); {n}"
+
+
+def section(cells: list) -> list[str]:
+    """The verdicts' Markdown: one row per (claim, run)."""
+    lines = ["## Verdicts on the study's claims, level by level (`lth_tf.report.verdicts`)", "",
+             f"Each claim is {RULE}.", "",
+             "| the study's claim | difference judged | run | for | against | no difference shown | "
+             "range (valid, points) | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows(cells):
+        by = {a: [j for j in row.judgements if j.answer == a] for a in (FOR, AGAINST, NONE)}
+        lines.append(f"| {row.claim.text} | {row.claim.difference} | {_run_label(row.cell)} | {_levels(by[FOR])} | "
+                     f"{_levels(by[AGAINST])} | {_levels(by[NONE])} | {_extreme(row.judgements)} | "
+                     f"**{row.verdict}** |")
+    tested = {r.claim.key for r in rows(cells)}
+    missing = [c.text for c in CLAIMS if c.key not in tested]
+    if missing:
+        lines += ["", "Not tested by the runs given: " + "; ".join(missing) + "."]
+    return lines

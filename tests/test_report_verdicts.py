@@ -1,0 +1,92 @@
+"""The study's claims judged level by level (lth_tf.report.verdicts), on hand-made records whose answers are
+known: each rule's three answers, the four verdicts, pairing across runs by seed, and the Markdown."""
+import types
+
+import pytest
+
+from lth_tf.config import DataConfig, RunConfig
+from lth_tf.report.analysis import analyse
+from lth_tf.report.stats import Estimate
+from lth_tf.report.verdicts import AGAINST, CLAIMS, FOR, NONE, Judgement, across, answer, rows, section, verdict, \
+    within
+
+CLAIM = {c.key: c for c in CLAIMS}
+
+
+def rec(replicate, branch, level, valid, sparsity=None):
+    sparsity = 1 - 0.8 ** level if sparsity is None else sparsity
+    return {"replicate": replicate, "branch": branch, "level": level, "sparsity": sparsity,
+            "remaining": 1 - sparsity, "valid_accuracy": valid, "test_accuracy": valid}
+
+
+def cell(recs, mode="ticket", seeds=None, split="study"):
+    an = analyse(recs, valid_examples=10_000, test_examples=10_000)
+    seeds = seeds or {r: r for r in an.replicates}
+    return types.SimpleNamespace(dataset="imdb", model="cnn", mode=mode, an=an, seeds=seeds,
+                                 cfg=RunConfig(data=DataConfig(split=split)))
+
+
+def est(low, high):
+    return Estimate((low + high) / 2, low, high, 3, "t")
+
+
+@pytest.mark.parametrize("low, high, at_least, expected", [
+    (0.01, 0.02, False, FOR), (-0.02, -0.01, False, AGAINST), (-0.01, 0.01, False, NONE),
+    (-0.01, 0.01, True, FOR), (-0.02, -0.01, True, AGAINST),
+])
+def test_each_answer_comes_from_where_the_interval_lies(low, high, at_least, expected):
+    assert answer(est(low, high), at_least) == expected
+
+
+def test_no_interval_is_not_judged():
+    assert answer(Estimate(0.01, None, None, 1)) is None
+
+
+@pytest.mark.parametrize("answers, expected", [
+    ([FOR, NONE], "confirmed"), ([AGAINST, NONE], "refuted"), ([FOR, AGAINST], "mixed: depends on the level"),
+    ([NONE, NONE], "undecided"), ([], "not tested"),
+])
+def test_the_four_verdicts_and_not_tested(answers, expected):
+    assert verdict([Judgement(i + 1, 0.2, est(0, 0), a) for i, a in enumerate(answers)]) == expected
+
+
+def three_replicates():
+    """Dense 0.85 ± small noise; level 1 clearly better than dense, level 2 clearly worse; reinit equal at
+    level 1 (noisy), clearly worse at level 2."""
+    noise = [0.000, 0.001, -0.001]
+    recs = []
+    for r, e in enumerate(noise):
+        recs += [rec(r, "ticket", 0, 0.85 + e), rec(r, "ticket", 1, 0.87 + e), rec(r, "ticket", 2, 0.80 + e),
+                 rec(r, "reinit", 1, 0.87 + [0.02, -0.02, 0.0][r]), rec(r, "reinit", 2, 0.70 + e)]
+    return recs
+
+
+def test_within_a_run_against_dense_and_a_control():
+    c = cell(three_replicates())
+    dense = within(c, CLAIM["ticket_vs_dense"])
+    assert [(j.level, j.answer) for j in dense] == [(1, FOR), (2, AGAINST)]
+    assert verdict(dense) == "mixed: depends on the level"
+    reinit = within(c, CLAIM["reset_vs_reinit"])
+    assert [(j.level, j.answer) for j in reinit] == [(1, NONE), (2, FOR)]
+    assert verdict(reinit) == "confirmed"
+
+
+def test_rewinding_is_paired_with_the_theta0_ticket_by_seed_not_by_replicate_index():
+    base = cell(three_replicates())  # seeds 0, 1, 2 at replicate indices 0, 1, 2
+    # the rewinding run holds seeds 2 and 1 at indices 0 and 1; each is 0.01 above the θ0 ticket of its seed
+    by_seed = {r["replicate"]: r for r in three_replicates() if r["branch"] == "ticket" and r["level"] == 2}
+    recs = [rec(0, "ticket", 2, by_seed[2]["valid_accuracy"] + 0.01), rec(1, "ticket", 2, by_seed[1]["valid_accuracy"] + 0.01),
+            rec(0, "ticket", 0, 0.85), rec(1, "ticket", 0, 0.85)]
+    late = cell(recs, mode="late_rewind", seeds={0: 2, 1: 1})
+    judged = across(late, base)
+    assert [j.level for j in judged] == [2]
+    assert judged[0].estimate.mean == pytest.approx(0.01) and judged[0].estimate.n == 2
+
+
+def test_rows_skip_claims_a_run_cannot_answer_and_the_section_says_so():
+    ticket_only = cell([rec(0, "ticket", 0, 0.85), rec(0, "ticket", 1, 0.86)], split="pooled")
+    assert [r.claim.key for r in rows([ticket_only])] == ["ticket_vs_dense"]
+    text = "\n".join(section([ticket_only]))
+    assert "IMDb + CNN (pooled rows)" in text
+    assert "Not tested by the runs given: reset to θ0 beats" in text and "late rewinding helps" in text
+    assert "1 (20.0%)" in text  # n = 1: Newcombe's interval on 10,000 examples holds 0 -> "for" (matches)
