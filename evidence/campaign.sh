@@ -7,7 +7,8 @@
 #          the runs keeps its newer files
 # save     write every run under $RUNS back into evidence/ (settings, metrics, ticket masks; no weights);
 #          commit evidence/ afterwards: records are how runs outlive a machine
-# report   rewrite each run's report and docs/results.md
+# report   rewrite each run's report, then docs/results.md (evidence/results.sh: the prose in evidence/results/
+#          around the report commands' outputs)
 # STEP     one of the steps below; with no argument: restore, then every step in order
 #
 # Every step is a plain lth_tf.main command: rerun it and it resumes where it stopped (finished tasks are
@@ -66,7 +67,8 @@ case "${1:-all}" in
            done ;;
   report)  for run in "$RUNS"/*/; do
              if [ -f "$run/config.json" ]; then python -m lth_tf.report --run_dir="$run"; fi
-           done ;;
+           done
+           RUNS="$RUNS" bash evidence/results.sh ;;
   all)     "$0" restore; for s in 1 2 3 3b 4 4b 5 5b 5c; do step $s; done ;;
   *)       for s in "$@"; do step "$s"; done ;;
 esac

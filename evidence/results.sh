@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# docs/results.md from the runs under $RUNS: the prose in evidence/results/ around the outputs of the project's
+# report commands (every table and verdict is a command's output; nothing in them is typed by hand).
+#
+#   RUNS=/path/to/runs bash evidence/results.sh      (also the last part of `evidence/campaign.sh report`)
+#
+# The runs are those of evidence/campaign.sh, found by name (a run's name is its identity: the same on every
+# machine). Runs of steps 3 and 3b (late rewinding, fine-tuning) join the study tables and verdicts when present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TF_CPP_MIN_LOG_LEVEL=3  # TensorFlow loads for the reports: keep its start-up chatter out of the way
+RUNS=${RUNS:?set RUNS to the folder of the campaign runs}
+IMDB=$RUNS/cnn_imdb_ea3adb8d60     # campaign steps 1-2
+AG=$RUNS/cnn_ag_news_1af3a9d64d    # campaign step 4
+# steps 3 and 3b: the runs whose settings differ from step 1's only in how survivors restart
+rewinding_runs() {
+  python - "$@" <<'PY'
+import json, os, sys
+runs, base = sys.argv[1:]
+identity = lambda run: json.load(open(os.path.join(run, "config.json")))["identity"]
+restart = ("experiment.late_rewind", "experiment.finetune", "experiment.rewind_step")
+same = lambda i: {k: v for k, v in i.items() if k not in restart} == identity(base)
+found = [os.path.join(runs, n) for n in sorted(os.listdir(runs)) if os.path.isfile(os.path.join(runs, n, "config.json"))]
+print(",".join(r for r in found if set(identity(r)) & set(restart) and same(identity(r))))
+PY
+}
+REWINDING=$(rewinding_runs "$RUNS" "$IMDB")
+WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
+
+for run in "$IMDB" "$AG"; do python -m lth_tf.report --run_dir="$run" > /dev/null; done
+python -m benchmarks.projection --run_dir="$IMDB" --out="$WORK/projection.json" > /dev/null
+python -m lth_tf.report.study --run_dirs="$IMDB,$AG${REWINDING:+,$REWINDING}" --projection="$WORK/projection.json" \
+  --out="$WORK/study.md" > /dev/null
+cp "$IMDB/accuracy_vs_sparsity.png" docs/img/imdb_cnn_accuracy_vs_sparsity.png
+cp "$IMDB/sparsity_per_tensor.png" docs/img/imdb_cnn_sparsity_per_tensor.png
+cp "$AG/accuracy_vs_sparsity.png" docs/img/ag_news_pooled_cnn_accuracy_vs_sparsity.png
+
+result_of() {  # a run's report from its "## Result" on, one heading level down
+  sed -n '/^## Result/,$p' "$1/summary.md" | sed 's/^## /### /'
+}
+{
+  cat evidence/results/header.md
+  echo
+  echo "## The study's tables beside ours (\`python -m lth_tf.report.study\`)"
+  echo
+  sed -n '/^## Without late rewinding/,/^## Every replicate at the chosen level/p' "$WORK/study.md" | sed '$d' \
+    | sed 's/^## /### /'
+  cat evidence/results/interpretation.md
+  echo
+  echo "## IMDb + CNN: the run's report (\`python -m lth_tf.report\`)"
+  echo
+  result_of "$IMDB"
+  echo
+  echo '![accuracy vs sparsity](img/imdb_cnn_accuracy_vs_sparsity.png)'
+  echo
+  echo '![sparsity per tensor by level](img/imdb_cnn_sparsity_per_tensor.png)'
+  echo
+  cat evidence/results/ag_news.md
+  echo
+  result_of "$AG"
+  echo
+  echo '![accuracy vs sparsity](img/ag_news_pooled_cnn_accuracy_vs_sparsity.png)'
+} | sed "s#$RUNS/#RUNS/#g" > "$WORK/results.md"
+mv "$WORK/results.md" docs/results.md
+echo "docs/results.md written from $IMDB, $AG${REWINDING:+, $REWINDING}"
