@@ -140,3 +140,12 @@ def test_sweep_report_uses_the_same_rules(imdb_cnn, tmp_path):
     assert {t["level"] for t in rows[0]["ticket"]} == {2} and len(rows[0]["ticket"]) == 3
     text = open(path).read()
     assert "| 3 | 85.00 ± 2.48 | 2 (36.00%) |" in text and "| 1 | 85.00 [84.29, 85.69] | 1 (20.00%) |" in text
+
+
+def test_a_band_names_each_kind_of_interval_it_draws():
+    from lth_tf.report.stats import Estimate
+
+    t2 = Estimate(0.01, 0.0, 0.02, 2, "t")
+    one = Estimate(0.01, 0.0, 0.02, 1, "newcombe", 12_000)
+    assert plots._band_label([t2, one, one]) == "95% t-interval, n=2; 95% Newcombe interval, n=1"
+    assert plots._band_label([Estimate(0.5, None, None, 1)]) == "no interval (n=1, set size unknown)"

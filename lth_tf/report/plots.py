@@ -2,7 +2,10 @@
 
 - accuracy vs weights remaining: validation (left) and test (right) accuracy per branch, mean over
   replicates with its labelled 95% band, the dense baseline as a line with its band, the chosen level,
-  and (test panel) the study's points; log-scaled "weights remaining (%)" axis, level numbers on top.
+  and (test panel) the study's points; below each, every branch minus the dense network, paired by
+  replicate (what the matching rule judges: a seed's offset cancels, so levels with fewer replicates stay
+  comparable); log-scaled "weights remaining (%)" axis, level numbers on top. The y-range follows the
+  means: a band wider than it (n = 2: a t-interval on one degree of freedom) is cut at the frame.
 - pruned % per tensor: a heatmap of tensors x levels (ticket branch, mean over replicates).
 """
 from __future__ import annotations
@@ -15,7 +18,7 @@ from lth_tf import atomic, rundir
 from lth_tf.config import RunConfig
 from lth_tf.report import protocol
 from lth_tf.report.analysis import Analysis
-from lth_tf.report.stats import Estimate
+from lth_tf.report.stats import METHODS, Estimate
 
 COLOURS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_mask": "tab:green", "study_random": "tab:red"}
 
@@ -30,14 +33,17 @@ def _pyplot():
 
 
 def _band_label(estimates: list[Estimate]) -> str:
-    """'95% t-interval, n=3' for the band (n as most levels have it; a range if it varies)."""
+    """'95% t-interval, n=3' for the band; each kind of interval with its n where levels differ
+    ('95% t-interval, n=2; 95% Newcombe interval, n=1')."""
     with_interval = [e for e in estimates if e.has_interval]
     if not with_interval:
         return "no interval (n=1, set size unknown)"
-    ns = sorted({e.n for e in with_interval})
-    n = str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
-    method = "95% t-interval" if with_interval[0].method == "t" else "95% Wilson interval of the set"
-    return f"{method}, n={n}"
+    parts = []
+    for method in dict.fromkeys(e.method for e in with_interval):
+        ns = sorted({e.n for e in with_interval if e.method == method})
+        n = str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
+        parts.append(f"{METHODS[method]}, n={n}")
+    return "; ".join(parts)
 
 
 def _level_ticks(an: Analysis) -> tuple[list[float], list[int]]:
@@ -47,14 +53,14 @@ def _level_ticks(an: Analysis) -> tuple[list[float], list[int]]:
     return [100 * an.ticket[lvl].remaining for lvl in shown], shown
 
 
-def _panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
-    import matplotlib.ticker
-
+def _curves(ax, an: Analysis, attribute: str, from_level: int = 0) -> list[float]:
+    """Each branch's mean of `attribute` (an Estimate of LevelStats) per level with its band; the means drawn."""
+    drawn = []
     for branch in an.branches:
         by_level = an.levels[branch]
-        lv = sorted(by_level)
+        lv = [lvl for lvl in sorted(by_level) if lvl >= from_level]
         x = np.array([100 * by_level[lvl].remaining for lvl in lv])
-        est = [getattr(by_level[lvl], key) for lvl in lv]
+        est = [getattr(by_level[lvl], attribute) for lvl in lv]
         mean = np.array([100 * e.mean for e in est])
         colour = COLOURS.get(branch)
         ax.plot(x, mean, marker="o", ms=3, color=colour, label=f"{branch}: mean")
@@ -62,6 +68,20 @@ def _panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
             low = np.array([100 * (e.low if e.has_interval else e.mean) for e in est])
             high = np.array([100 * (e.high if e.has_interval else e.mean) for e in est])
             ax.fill_between(x, low, high, color=colour, alpha=0.18, label=f"{branch}: {_band_label(est)}")
+        drawn += list(mean)
+    return drawn
+
+
+def _fit_to(ax, values: list[float], margin: float) -> None:
+    """A y-range around the drawn means (bands wider than it are cut at the frame)."""
+    if values:
+        low, high = min(values), max(values)
+        pad = max(margin, 0.25 * (high - low))
+        ax.set_ylim(low - pad, high + pad)
+
+
+def _panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
+    drawn = _curves(ax, an, key)
     dense = an.dense
     if dense is not None:
         d = getattr(dense, key)
@@ -77,6 +97,23 @@ def _panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
         dense_s, ticket_s, sparsity_s = study
         ax.plot([100.0, 100.0 - sparsity_s], [dense_s, ticket_s], marker="D", ms=7, ls="none", color="purple",
                 label=f"{protocol.STUDY_LABEL}: dense, ticket", zorder=5)
+        drawn += [dense_s, ticket_s]
+    _fit_to(ax, drawn, margin=2.0)
+    _level_axes(ax, an, study)
+    ax.set_ylabel(f"{'validation' if key == 'valid' else 'test'} accuracy (%)")
+
+
+def _difference_panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
+    drawn = _curves(ax, an, f"{key}_vs_dense", from_level=1)
+    ax.axhline(0.0, color="black", ls="--", lw=1)
+    _fit_to(ax, drawn + [0.0], margin=1.0)
+    _level_axes(ax, an, study, top_labels=False)
+    ax.set_ylabel(f"{'validation' if key == 'valid' else 'test'}: branch − dense,\npaired by replicate (points)")
+
+
+def _level_axes(ax, an: Analysis, study: tuple | None, top_labels: bool = True) -> None:
+    import matplotlib.ticker
+
     ax.set_xscale("log")
     ticks, shown = _level_ticks(an)
     ax.set_xticks(ticks)
@@ -90,24 +127,25 @@ def _panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
     top.set_xscale("log")
     top.set_xlim(ax.get_xlim())
     top.set_xticks(ticks)
-    top.set_xticklabels([str(lvl) for lvl in shown])
+    top.set_xticklabels([str(lvl) for lvl in shown] if top_labels else [])
     top.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    top.set_xlabel("level")
+    if top_labels:
+        top.set_xlabel("level")
     ax.set_xlabel("weights remaining (%, log scale)")
-    ax.set_ylabel(f"{'validation' if key == 'valid' else 'test'} accuracy (%)")
     ax.grid(True, which="major", alpha=0.3)
 
 
 def accuracy_plot(an: Analysis, cfg: RunConfig, title: str, path: str) -> str:
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9.4), height_ratios=(3, 2))
     study = protocol.study_row(cfg)
-    for ax, key in zip(axes, ("valid", "test")):
-        _panel(ax, an, key, study)
-        ax.set_title("validation (chooses the level)" if key == "valid" else "test (reported only)", fontsize=10)
-        ax.tick_params(labelleft=True)
+    for column, key in enumerate(("valid", "test")):
+        _panel(axes[0, column], an, key, study)
+        _difference_panel(axes[1, column], an, key, study)
+        axes[0, column].set_title("validation (chooses the level)" if key == "valid" else "test (reported only)",
+                                  fontsize=10)
     handles, labels = [], []
-    for ax in axes:
+    for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in labels:
                 handles.append(h)
@@ -115,7 +153,7 @@ def accuracy_plot(an: Analysis, cfg: RunConfig, title: str, path: str) -> str:
     fig.suptitle(title, fontsize=10)
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7.5, frameon=False)
     rows = -(-len(labels) // 3)
-    fig.tight_layout(rect=(0, 0.035 * rows + 0.01, 1, 0.96))
+    fig.tight_layout(rect=(0, 0.021 * rows + 0.01, 1, 0.97))
     return _save(fig, path, plt)
 
 
