@@ -28,7 +28,7 @@ REWINDING=$(rewinding_runs "$RUNS" "$IMDB")
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 
 for run in "$IMDB" "$AG"; do python -m lth_tf.report --run_dir="$run" > /dev/null; done
-python -m benchmarks.projection --run_dir="$IMDB" --out="$WORK/projection.json" > /dev/null
+python -m benchmarks.projection --run_dir="$IMDB" --out="$WORK/projection.json" > "$WORK/projection.txt"
 python -m lth_tf.report.study --run_dirs="$IMDB,$AG${REWINDING:+,$REWINDING}" --projection="$WORK/projection.json" \
   --out="$WORK/study.md" > /dev/null
 cp "$IMDB/accuracy_vs_sparsity.png" docs/img/imdb_cnn_accuracy_vs_sparsity.png
@@ -46,6 +46,14 @@ result_of() {  # a run's report from its "## Result" on, one heading level down
   sed -n '/^## Without late rewinding/,/^## Every replicate at the chosen level/p' "$WORK/study.md" | sed '$d' \
     | sed 's/^## /### /'
   cat evidence/results/interpretation.md
+  echo
+  echo "## What did not fit, and what it would take (\`python -m benchmarks.projection\`)"
+  echo
+  echo "The study's full grid (4 configurations x 3 modes, 3 replicates x 21 levels x 3 branches each), projected"
+  echo "from the IMDb run's own seconds per epoch on this machine, per run on one worker and for N workers"
+  echo "(longest-chain-first scheduling; docs/scaling.md):"
+  echo
+  sed 's/^/    /' "$WORK/projection.txt"
   echo
   echo "## IMDb + CNN: the run's report (\`python -m lth_tf.report\`)"
   echo

@@ -103,7 +103,7 @@ def test_write_report_keeps_results_and_adds_statistics_tensorboard(imdb_cnn):
     report.write_report(imdb_cnn, cfg, metrics, log=logs.append)
     results = json.load(open(imdb_cnn.file(rundir.RESULTS_JSON)))
     assert set(results) == {"settings", "records", "statistics"}
-    assert set(results["records"][0]) == set(report.RECORD_FIELDS) | {"sparsity_by_tensor"}
+    assert set(results["records"][0]) == set(report.RECORD_FIELDS) | {"sparsity_by_tensor", "cpu"}
     assert results["statistics"]["chosen_level"] == 2 and results["statistics"]["sparsest_matching_level"] == 3
     text = open(imdb_cnn.file(rundir.SUMMARY)).read()
     assert logs == [text] and "Ticket chosen by validation accuracy: level 2" in text
@@ -149,3 +149,16 @@ def test_a_band_names_each_kind_of_interval_it_draws():
     one = Estimate(0.01, 0.0, 0.02, 1, "newcombe", 12_000)
     assert plots._band_label([t2, one, one]) == "95% t-interval, n=2; 95% Newcombe interval, n=1"
     assert plots._band_label([Estimate(0.5, None, None, 1)]) == "no interval (n=1, set size unknown)"
+
+
+def test_the_total_names_task_time_settings_and_cpus():
+    from lth_tf.config import RunConfig, TrainConfig
+    from lth_tf.report.analysis import analyse
+
+    def rec(rep, branch, level, seconds, cpu):
+        return {"replicate": rep, "branch": branch, "level": level, "sparsity": 0.0, "remaining": 1.0,
+                "valid_accuracy": 0.8, "test_accuracy": 0.8, "seconds": seconds, "cpu": cpu}
+    an = analyse([rec(0, "ticket", 0, 1800, "A"), rec(0, "ticket", 1, 1800, "A"), rec(0, "reinit", 1, 3600, "")])
+    line = summary.total_time(an, RunConfig(train=TrainConfig(threads=2, precision="bfloat16")))
+    assert line.startswith("Total: 2.00 h of task time over 3 finished tasks")  # level 0 counted once
+    assert "bfloat16, 2 thread(s) per task" in line and "CPUs: A (2), not recorded (1)." in line

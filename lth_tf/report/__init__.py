@@ -30,6 +30,7 @@ def records(metrics: list[dict]) -> list[dict]:
     for m in metrics:
         rec = {k: m[k] for k in RECORD_FIELDS}
         rec["sparsity_by_tensor"] = m["sparsity_by_tensor"]
+        rec["cpu"] = m.get("cpu", {}).get("model", "")  # tasks before 2026-12-04 did not record it
         out.append(rec)
     return out
 

@@ -108,14 +108,29 @@ def level_tables(an: Analysis) -> list[str]:
     return lines
 
 
-def time_table(an: Analysis) -> list[str]:
+def time_table(an: Analysis, cfg: RunConfig | None = None) -> list[str]:
     lines = ["", "## Wall time per level (s, mean over replicates)", "",
              "| level | " + " | ".join(an.branches) + " |", "|---|" + "---|" * len(an.branches)]
     for lvl in sorted(an.ticket):
         cells = [f"{np.mean([r['seconds'] for r in s.replicates.values()]):.0f}"
                  if (s := an.levels[b].get(lvl)) else "-" for b in an.branches]
         lines.append(f"| {lvl} | " + " | ".join(cells) + " |")
-    return lines
+    return lines + ["", total_time(an, cfg)]
+
+
+def total_time(an: Analysis, cfg: RunConfig | None = None) -> str:
+    """The run's compute in one line: task seconds summed, the settings that made them, the CPUs they ran on."""
+    tasks = {(r["replicate"], r["branch"], r["level"]): r
+             for by in an.levels.values() for s in by.values() for r in s.replicates.values()}
+    seconds = sum(r["seconds"] for r in tasks.values())
+    cpus: dict[str, int] = {}
+    for r in tasks.values():
+        name = r.get("cpu") or "not recorded"
+        cpus[name] = cpus.get(name, 0) + 1
+    made = (f"; {cfg.train.precision}, {cfg.train.threads or 'all'} thread(s) per task" if cfg else "")
+    where = ", ".join(f"{name} ({k})" for name, k in sorted(cpus.items(), key=lambda kv: -kv[1]))
+    return (f"Total: {seconds / 3600:.2f} h of task time over {len(tasks)} finished tasks (the sum of their own "
+            f"seconds, each level's training and evaluation){made}; CPUs: {where}.")
 
 
 def title(cfg: RunConfig, n: int) -> str:
@@ -142,5 +157,5 @@ def summarise(cfg: RunConfig, an: Analysis, data_note: str = "", transfer: dict 
                       f"dense {dense_s}%, ticket {ticket_s}% at {sparsity_s}% sparsity."]
     elif (cfg.data.dataset, cfg.model.model) in protocol.STUDY:
         lines += ["", "The study has no table for true late rewinding (its 'late rewinding' was fine-tuning)."]
-    lines += level_tables(an) + time_table(an)
+    lines += level_tables(an) + time_table(an, cfg)
     return "\n".join(lines) + "\n"
