@@ -162,3 +162,15 @@ def test_the_total_names_task_time_settings_and_cpus():
     line = summary.total_time(an, RunConfig(train=TrainConfig(threads=2, precision="bfloat16")))
     assert line.startswith("Total: 2.00 h of task time over 3 finished tasks")  # level 0 counted once
     assert "bfloat16, 2 thread(s) per task" in line and "CPUs: A (2), not recorded (1)." in line
+
+
+def test_the_epoch_table_shows_best_and_trained_epochs_per_branch():
+    from lth_tf.report.analysis import analyse
+
+    def rec(rep, branch, level, best, trained):
+        return {"replicate": rep, "branch": branch, "level": level, "sparsity": 0.0, "remaining": 1.0,
+                "valid_accuracy": 0.8, "test_accuracy": 0.8, "best_epoch": best, "epochs_trained": trained}
+    an = analyse([rec(0, "ticket", 0, 2, 4), rec(1, "ticket", 0, 3, 5), rec(0, "ticket", 1, 1, 3),
+                  rec(1, "ticket", 1, 2, 4), rec(0, "reinit", 1, 6, 8)])
+    rows = [line for line in summary.epoch_table(an) if line.startswith("| ") and not line.startswith("| level")]
+    assert rows == ["| 0 | 2.5 / 4.5 | 2.5 / 4.5 |", "| 1 | 1.5 / 3.5 | 6 / 8 |"]

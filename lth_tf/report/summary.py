@@ -118,6 +118,22 @@ def time_table(an: Analysis, cfg: RunConfig | None = None) -> list[str]:
     return lines + ["", total_time(an, cfg)]
 
 
+def epoch_table(an: Analysis) -> list[str]:
+    """The early-stopping epoch (the kept one) and the epochs trained, per branch and level: how fast each
+    trains, the measure by which Frankle & Carbin's tickets 'learn faster'."""
+    lines = ["", "## Best epoch / epochs trained per level (mean over replicates)", "",
+             "| level | " + " | ".join(an.branches) + " |", "|---|" + "---|" * len(an.branches)]
+    for lvl in sorted(an.ticket):
+        cells = []
+        for b in an.branches:
+            s = an.levels[b].get(lvl)
+            reps = list(s.replicates.values()) if s else []
+            cells.append(f"{np.mean([r['best_epoch'] for r in reps]):.3g} / "
+                         f"{np.mean([r['epochs_trained'] for r in reps]):.3g}" if reps else "-")
+        lines.append(f"| {lvl} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def total_time(an: Analysis, cfg: RunConfig | None = None) -> str:
     """The run's compute in one line: task seconds summed, the settings that made them, the CPUs they ran on."""
     tasks = {(r["replicate"], r["branch"], r["level"]): r
@@ -157,5 +173,5 @@ def summarise(cfg: RunConfig, an: Analysis, data_note: str = "", transfer: dict 
                       f"dense {dense_s}%, ticket {ticket_s}% at {sparsity_s}% sparsity."]
     elif (cfg.data.dataset, cfg.model.model) in protocol.STUDY:
         lines += ["", "The study has no table for true late rewinding (its 'late rewinding' was fine-tuning)."]
-    lines += level_tables(an) + time_table(an, cfg)
+    lines += level_tables(an) + epoch_table(an) + time_table(an, cfg)
     return "\n".join(lines) + "\n"
