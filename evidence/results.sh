@@ -25,6 +25,22 @@ print(",".join(r for r in found if set(identity(r)) & set(restart) and same(iden
 PY
 }
 REWINDING=$(rewinding_runs "$RUNS" "$IMDB")
+finished() {  # what has finished, per run, branch and replicate: the highest level done and its sparsity
+  python - "$@" <<'PY'
+import sys
+from lth_tf.rundir import RunDir
+print("| run | branch | replicate: highest finished level (sparsity) |\n|---|---|---|")
+for path in sys.argv[1:]:
+    run = RunDir.open(path)
+    top = {}
+    for task in run.finished():
+        if task.level and task.level >= top.get((task.branch, task.replicate), (0, 0))[0]:
+            top[(task.branch, task.replicate)] = (task.level, run.read_metrics(task)["sparsity"])
+    for branch in dict.fromkeys(b for b, _ in sorted(top, key=lambda k: (k[0] != "ticket", k))):
+        cells = [f"r{r}: level {lvl} ({100 * s:.1f}%)" for (b, r), (lvl, s) in sorted(top.items()) if b == branch]
+        print(f"| `{run.name}` | {branch} | {'; '.join(cells)} |")
+PY
+}
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 
 for run in "$IMDB" "$AG"; do python -m lth_tf.report --run_dir="$run" > /dev/null; done
@@ -40,6 +56,10 @@ result_of() {  # a run's report from its "## Result" on, one heading level down
 }
 {
   cat evidence/results/header.md
+  echo
+  echo "## What has finished"
+  echo
+  finished "$IMDB" "$AG" ${REWINDING//,/ }
   echo
   echo "## The study's tables beside ours (\`python -m lth_tf.report.study\`)"
   echo
