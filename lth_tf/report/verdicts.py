@@ -174,12 +174,13 @@ def section(cells: list) -> list[str]:
              "| the study's claim | difference judged | run | for | against | no difference shown | "
              "range (valid, points) | verdict |",
              "|---|---|---|---|---|---|---|---|"]
-    for row in rows(cells):
+    judged = rows(cells)
+    for row in judged:
         by = {a: [j for j in row.judgements if j.answer == a] for a in (FOR, AGAINST, NONE)}
         lines.append(f"| {row.claim.text} | {row.claim.difference} | {_run_label(row.cell)} | {_levels(by[FOR])} | "
                      f"{_levels(by[AGAINST])} | {_levels(by[NONE])} | {_extreme(row.judgements)} | "
                      f"**{row.verdict}** |")
-    tested = {r.claim.key for r in rows(cells)}
+    tested = {r.claim.key for r in judged}
     missing = [c.text for c in CLAIMS if c.key not in tested]
     if missing:
         lines += ["", "Not tested by the runs given: " + "; ".join(missing) + "."]
