@@ -108,30 +108,20 @@ def level_tables(an: Analysis) -> list[str]:
     return lines
 
 
-def time_table(an: Analysis, cfg: RunConfig | None = None) -> list[str]:
-    lines = ["", "## Wall time per level (s, mean over replicates)", "",
+def _branch_table(an: Analysis, heading: str, cell) -> list[str]:
+    """A level x branch table: `cell(records of the replicates that finished it)` in each cell, '-' if none."""
+    lines = ["", f"## {heading}", "",
              "| level | " + " | ".join(an.branches) + " |", "|---|" + "---|" * len(an.branches)]
     for lvl in sorted(an.ticket):
-        cells = [f"{np.mean([r['seconds'] for r in s.replicates.values()]):.0f}"
-                 if (s := an.levels[b].get(lvl)) else "-" for b in an.branches]
-        lines.append(f"| {lvl} | " + " | ".join(cells) + " |")
-    return lines + ["", total_time(an, cfg)]
-
-
-def epoch_table(an: Analysis) -> list[str]:
-    """The early-stopping epoch (the kept one) and the epochs trained, per branch and level: how fast each
-    trains, the measure by which Frankle & Carbin's tickets 'learn faster'."""
-    lines = ["", "## Best epoch / epochs trained per level (mean over replicates)", "",
-             "| level | " + " | ".join(an.branches) + " |", "|---|" + "---|" * len(an.branches)]
-    for lvl in sorted(an.ticket):
-        cells = []
-        for b in an.branches:
-            s = an.levels[b].get(lvl)
-            reps = list(s.replicates.values()) if s else []
-            cells.append(f"{np.mean([r['best_epoch'] for r in reps]):.3g} / "
-                         f"{np.mean([r['epochs_trained'] for r in reps]):.3g}" if reps else "-")
+        cells = [cell(list(s.replicates.values())) if (s := an.levels[b].get(lvl)) else "-" for b in an.branches]
         lines.append(f"| {lvl} | " + " | ".join(cells) + " |")
     return lines
+
+
+def time_table(an: Analysis, cfg: RunConfig | None = None) -> list[str]:
+    lines = _branch_table(an, "Wall time per level (s, mean over replicates)",
+                          lambda reps: f"{np.mean([r['seconds'] for r in reps]):.0f}")
+    return lines + ["", total_time(an, cfg)]
 
 
 def total_time(an: Analysis, cfg: RunConfig | None = None) -> str:
@@ -147,6 +137,14 @@ def total_time(an: Analysis, cfg: RunConfig | None = None) -> str:
     where = ", ".join(f"{name} ({k})" for name, k in sorted(cpus.items(), key=lambda kv: -kv[1]))
     return (f"Total: {seconds / 3600:.2f} h of task time over {len(tasks)} finished tasks (the sum of their own "
             f"seconds, each level's training and evaluation){made}; CPUs: {where}.")
+
+
+def epoch_table(an: Analysis) -> list[str]:
+    """The early-stopping epoch (the kept one) and the epochs trained, per branch and level: how fast each
+    trains, the measure by which Frankle & Carbin's tickets 'learn faster'."""
+    return _branch_table(an, "Best epoch / epochs trained per level (mean over replicates)",
+                         lambda reps: f"{np.mean([r['best_epoch'] for r in reps]):.3g} / "
+                                      f"{np.mean([r['epochs_trained'] for r in reps]):.3g}")
 
 
 def title(cfg: RunConfig, n: int) -> str:
