@@ -8,7 +8,7 @@ every weight's gradient, for each CPU implementation.
 
 --bfloat16 (`check_bfloat16`): FastLSTM under --precision=bfloat16 (Keras' mixed_bfloat16 policy) against
 Keras' LSTM in bfloat16 and in float32, same float32 weights: the largest logit difference, and per weight
-tensor max|dg| / max|g| and ||dg|| / ||g|| (the worst tensor). tests/test_precision.py holds it to bounds.
+tensor max|dg| / max|g| and ||dg|| / ||g|| (the worst tensor). tests/test_precision.py calls it and holds it to bounds.
 """
 from __future__ import annotations
 

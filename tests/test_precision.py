@@ -3,10 +3,11 @@ and loss; pruned weights exactly zero under Adam; FastLSTM's hand-written gradie
 import numpy as np
 import pytest
 
+from benchmarks.fast_lstm_check import check_bfloat16
 from helpers import synthetic_batches
 from lth_tf.config import ModelConfig, TrainConfig
 from lth_tf.keras import keras, tf
-from lth_tf.nets.models import PAD_ID, build_model, loss_fn, precision_policy
+from lth_tf.nets.models import PAD_ID, build_model, precision_policy
 from lth_tf.sparsity import registry
 from lth_tf.sparsity.pruning import prune_local
 from lth_tf.training import MaskedModel, train
@@ -81,50 +82,15 @@ def test_bfloat16_training_keeps_pruned_weights_exactly_zero_and_learns(kind):
         assert result.history[-1]["valid_accuracy"] > 0.75  # the class is written in the first token
 
 
-def _lstm_run(cfg, precision, fast, weights, ids, labels):
-    model = build_model(cfg, 500, 2, seed=0, fast_lstm=fast, precision=precision)
-    model.set_weights(weights)
-    names = registry.all_weights(model)
-    with tf.GradientTape() as tape:
-        logits = model(ids, training=False)
-        value = tf.reduce_sum(loss_fn(2)(labels, logits))
-    grads = tape.gradient(value, list(names.values()))
-    return logits.numpy(), {n: tf.convert_to_tensor(g).numpy() for n, g in zip(names, grads)}
-
-
-def lstm_precision_check(hidden=32, timesteps=13, batch=16, scale=1.0, seed=0):
-    """FastLSTM in bfloat16 against Keras' LSTM in bfloat16 and in float32, same weights, padded texts of
-    lengths 0..timesteps. Returns {comparison: (max |logit diff|, max over tensors of max|dg| / max|g|,
-    max over tensors of ||dg|| / ||g||)} (benchmarks/fast_lstm_check.py --bfloat16 prints the same numbers)."""
-    cfg = ModelConfig(model="lstm", hidden=hidden, embedding_dim=20)
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(0, timesteps + 1, size=batch)
-    lengths[:3] = [timesteps, 1, 0]
-    ids = rng.integers(2, 500, size=(batch, timesteps)).astype(np.int32)
-    ids = tf.constant(np.where(np.arange(timesteps)[None, :] < lengths[:, None], ids, 0))
-    labels = tf.constant(rng.integers(0, 2, size=(batch, 1)).astype(np.float32))
-    weights = [w * scale for w in build_model(cfg, 500, 2, seed=seed).get_weights()]
-    fast16 = _lstm_run(cfg, "bfloat16", True, weights, ids, labels)
-    out = {}
-    for name, ref in (("keras_bfloat16", _lstm_run(cfg, "bfloat16", False, weights, ids, labels)),
-                      ("keras_float32", _lstm_run(cfg, "float32", False, weights, ids, labels))):
-        (la, ga), (lb, gb) = fast16, ref
-        out[name] = (float(np.max(np.abs(la - lb))),
-                     max(float(np.max(np.abs(ga[n] - gb[n])) / np.max(np.abs(gb[n]))) for n in gb if np.any(gb[n])),
-                     max(float(np.linalg.norm(ga[n] - gb[n]) / np.linalg.norm(gb[n])) for n in gb if np.any(gb[n])))
-    return out
-
-
 @pytest.mark.parametrize("scale", [1.0, 4.0])
 def test_fast_lstm_gradient_in_bfloat16_matches_keras_lstm(scale):
     """bfloat16 keeps 8 significant bits (relative rounding 2^-9): against Keras' LSTM in bfloat16 (the same
     forward ops, gradients summed in another order) the gradients agree to a few bfloat16 roundings, against
     float32 to what bfloat16 itself loses (Keras' own LSTM in bfloat16 is as far from float32)."""
-    out = lstm_precision_check(scale=scale)
-    logits, max_rel, norm_rel = out["keras_bfloat16"]
-    assert logits <= 1e-2 * scale and max_rel < 0.04 and norm_rel < 0.03, out
-    logits, max_rel, norm_rel = out["keras_float32"]
-    assert logits < 0.05 * scale and max_rel < 0.15 and norm_rel < 0.1, out
+    out = check_bfloat16(scale=scale, log=lambda line: None)  # python -m benchmarks.fast_lstm_check --bfloat16
+    vs16, vs32 = out["keras_bfloat16"], out["keras_float32"]
+    assert vs16["logits"] <= 1e-2 * scale and vs16["gradient_max_rel"] < 0.04 and vs16["gradient_norm_rel"] < 0.03, out
+    assert vs32["logits"] < 0.05 * scale and vs32["gradient_max_rel"] < 0.15 and vs32["gradient_norm_rel"] < 0.1, out
 
 
 def test_fast_lstm_custom_gradient_returns_each_inputs_dtype():
