@@ -69,7 +69,7 @@ result_of() {  # a run's report from its "## Result" on, one heading level down
   echo
   echo "## What did not fit, and what it would take (\`python -m benchmarks.projection\`)"
   echo
-  echo "The study's full grid (4 configurations x 3 modes, 3 replicates x 21 levels x 3 branches each), projected"
+  echo "The study's full grid (4 configurations x 3 modes, 3 replicates x (level 0 + 20 levels x 3 branches) each), projected"
   echo "from the IMDb run's own seconds per epoch on this machine, per run on one worker and for N workers"
   echo "(longest-chain-first scheduling; docs/scaling.md):"
   echo
