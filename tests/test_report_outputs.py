@@ -174,3 +174,26 @@ def test_the_epoch_table_shows_best_and_trained_epochs_per_branch():
                   rec(1, "ticket", 1, 2, 4), rec(0, "reinit", 1, 6, 8)])
     rows = [line for line in summary.epoch_table(an) if line.startswith("| ") and not line.startswith("| level")]
     assert rows == ["| 0 | 2.5 / 4.5 | 2.5 / 4.5 |", "| 1 | 1.5 / 3.5 | 6 / 8 |"]
+
+
+def test_a_dense_band_wider_than_the_panel_is_written_out_and_controls_get_no_band_at_level_0():
+    plt = plots._pyplot()
+    wide = [[0.88, 0.88, 0.87, 0.86], [0.80, 0.85, 0.86, 0.85]]  # two dense networks 8 points apart: t on 1 df
+    for valid, written_out in ((wide, True), (VALID, False)):
+        an = report.analyse(report.records(grid(valid, branches=("ticket", "reinit"))), 12_000, 10_000)
+        fig, ax = plt.subplots()
+        plots._panel(ax, an, "valid", None)
+        labels = ax.get_legend_handles_labels()[1]
+        notes = [t.get_text() for t in ax.texts]
+        assert (any("wider than the axes" in n for n in notes) == written_out
+                and any(lab.startswith("dense: 95%") for lab in labels) != written_out), (notes, labels)
+        for band in ax.collections:  # every branch band starts at level 1 (x = 80% remaining)
+            assert band.get_paths()[0].vertices[:, 0].max() <= 80.0 + 1e-9
+        plt.close(fig)
+
+
+def test_the_last_level_is_labelled_without_overlapping_its_neighbour():
+    for levels, shown in ((10, list(range(11))), (19, [0, 2, 4, 6, 8, 10, 12, 14, 16, 19]),
+                          (18, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18])):
+        an = report.analyse(report.records(grid([[0.85] * (levels + 1)])), 12_000, 10_000)
+        assert plots._level_ticks(an)[1] == shown

@@ -1,7 +1,8 @@
 """The run's two figures, written atomically under rundir's names:
 
 - accuracy vs weights remaining: validation (left) and test (right) accuracy per branch, mean over
-  replicates with its labelled 95% band, the dense baseline as a line with its band, the chosen level,
+  replicates with its labelled 95% band from level 1 on, the dense baseline (level 0) as a line with its band
+  (written out when wider than the panel), the chosen level,
   and (test panel) the study's points; below each, every branch minus the dense network, paired by
   replicate (what the matching rule judges: a seed's offset cancels, so levels with fewer replicates stay
   comparable); log-scaled "weights remaining (%)" axis, level numbers on top. The y-range follows the
@@ -49,12 +50,15 @@ def _band_label(estimates: list[Estimate]) -> str:
 def _level_ticks(an: Analysis) -> tuple[list[float], list[int]]:
     levels = sorted(an.ticket)
     step = 1 if len(levels) <= 11 else 2
-    shown = [lvl for i, lvl in enumerate(levels) if i % step == 0 or lvl == levels[-1]]
+    shown = [lvl for i, lvl in enumerate(levels) if i % step == 0]
+    if shown[-1] != levels[-1]:  # the last level always labelled, in place of a neighbour its label would overlap
+        shown = shown[:-1] + [levels[-1]] if step > 1 and len(shown) > 1 else shown + [levels[-1]]
     return [100 * an.ticket[lvl].remaining for lvl in shown], shown
 
 
-def _curves(ax, an: Analysis, attribute: str, from_level: int = 0) -> list[float]:
-    """Each branch's mean of `attribute` (an Estimate of LevelStats) per level with its band; the means drawn."""
+def _curves(ax, an: Analysis, attribute: str, from_level: int = 0, bands_from_level: int = 0) -> list[float]:
+    """Each branch's mean of `attribute` (an Estimate of LevelStats) per level with its band from
+    `bands_from_level` on; the means drawn."""
     drawn = []
     for branch in an.branches:
         by_level = an.levels[branch]
@@ -64,10 +68,12 @@ def _curves(ax, an: Analysis, attribute: str, from_level: int = 0) -> list[float
         mean = np.array([100 * e.mean for e in est])
         colour = COLOURS.get(branch)
         ax.plot(x, mean, marker="o", ms=3, color=colour, label=f"{branch}: mean")
-        if any(e.has_interval for e in est):
-            low = np.array([100 * (e.low if e.has_interval else e.mean) for e in est])
-            high = np.array([100 * (e.high if e.has_interval else e.mean) for e in est])
-            ax.fill_between(x, low, high, color=colour, alpha=0.18, label=f"{branch}: {_band_label(est)}")
+        banded = [i for i, lvl in enumerate(lv) if lvl >= bands_from_level]
+        if any(est[i].has_interval for i in banded):
+            low = np.array([100 * (est[i].low if est[i].has_interval else est[i].mean) for i in banded])
+            high = np.array([100 * (est[i].high if est[i].has_interval else est[i].mean) for i in banded])
+            ax.fill_between(x[banded], low, high, color=colour, alpha=0.18,
+                            label=f"{branch}: {_band_label([est[i] for i in banded])}")
         drawn += list(mean)
     return drawn
 
@@ -81,14 +87,12 @@ def _fit_to(ax, values: list[float], margin: float) -> None:
 
 
 def _panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
-    drawn = _curves(ax, an, key)
+    # Level 0 is the dense network for every branch: its interval is the dense band, not one band per branch.
+    drawn = _curves(ax, an, key, bands_from_level=1)
     dense = an.dense
     if dense is not None:
         d = getattr(dense, key)
         ax.axhline(100 * d.mean, color="black", ls="--", lw=1, label=f"dense (level 0): mean, n={d.n}")
-        if d.has_interval:
-            ax.axhspan(100 * d.low, 100 * d.high, color="grey", alpha=0.15,
-                       label=f"dense: {_band_label([d])}")
     if an.chosen is not None:
         c = an.ticket[an.chosen]
         ax.plot([100 * c.remaining], [100 * getattr(c, key).mean], marker="*", ms=14, color="gold", mec="black",
@@ -99,8 +103,22 @@ def _panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
                 label=f"{protocol.STUDY_LABEL}: dense, ticket", zorder=5)
         drawn += [dense_s, ticket_s]
     _fit_to(ax, drawn, margin=2.0)
+    if dense is not None and getattr(dense, key).has_interval:
+        _dense_band(ax, getattr(dense, key))
     _level_axes(ax, an, study)
     ax.set_ylabel(f"{'validation' if key == 'valid' else 'test'} accuracy (%)")
+
+
+def _dense_band(ax, d: Estimate) -> None:
+    """The dense network's band; one wider than the whole y-range (n = 2: a t-interval on one degree of freedom)
+    would grey the panel and hide nothing but the curves, so it is written out instead."""
+    low, high = ax.get_ylim()
+    label = f"dense: {_band_label([d])}"
+    if 100 * d.low <= low and 100 * d.high >= high:
+        ax.text(0.01, 0.02, f"{label}: {100 * d.low:.1f}-{100 * d.high:.1f}, wider than the axes",
+                transform=ax.transAxes, fontsize=7, color="dimgrey", va="bottom")
+    else:
+        ax.axhspan(100 * d.low, 100 * d.high, color="grey", alpha=0.15, label=label)
 
 
 def _difference_panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
