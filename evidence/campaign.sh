@@ -58,15 +58,20 @@ step() {
   esac
 }
 
+# A run directory with at least one finished task (a run just started has none: nothing to save or report yet).
+has_finished() {
+  [ -f "$1/config.json" ] && [ -n "$(find "$1" -name metrics.json -path '*/level_*' -print -quit)" ]
+}
+
 case "${1:-all}" in
   restore) for record in evidence/*/; do  # folders without config.json (exports/, comparisons/) are not runs
              if [ -f "$record/config.json" ]; then python -m lth_tf.archive --restore="$record" --output_dir="$RUNS"; fi
            done ;;
   save)    for run in "$RUNS"/*/; do
-             if [ -f "$run/config.json" ]; then python -m lth_tf.archive --save="$run" --records=evidence; fi
+             if has_finished "$run"; then python -m lth_tf.archive --save="$run" --records=evidence; fi
            done ;;
   report)  for run in "$RUNS"/*/; do
-             if [ -f "$run/config.json" ]; then python -m lth_tf.report --run_dir="$run"; fi
+             if has_finished "$run"; then python -m lth_tf.report --run_dir="$run"; fi
            done
            RUNS="$RUNS" bash evidence/results.sh ;;
   all)     "$0" restore; for s in 1 2 3 3b 4 4b 5 5b 5c; do step $s; done ;;
