@@ -51,8 +51,8 @@ def _level_ticks(an: Analysis) -> tuple[list[float], list[int]]:
     levels = sorted(an.ticket)
     step = 1 if len(levels) <= 11 else 2
     shown = [lvl for i, lvl in enumerate(levels) if i % step == 0]
-    if shown[-1] != levels[-1]:  # the last level always labelled, in place of a neighbour its label would overlap
-        shown = shown[:-1] + [levels[-1]] if step > 1 and len(shown) > 1 else shown + [levels[-1]]
+    if shown[-1] != levels[-1]:  # (step 2 only) the last level labelled in place of the neighbour it would overlap
+        shown[-1] = levels[-1]
     return [100 * an.ticket[lvl].remaining for lvl in shown], shown
 
 
@@ -103,8 +103,8 @@ def _panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
                 label=f"{protocol.STUDY_LABEL}: dense, ticket", zorder=5)
         drawn += [dense_s, ticket_s]
     _fit_to(ax, drawn, margin=2.0)
-    if dense is not None and getattr(dense, key).has_interval:
-        _dense_band(ax, getattr(dense, key))
+    if dense is not None and d.has_interval:
+        _dense_band(ax, d)
     _level_axes(ax, an, study)
     ax.set_ylabel(f"{'validation' if key == 'valid' else 'test'} accuracy (%)")
 
