@@ -68,12 +68,12 @@ def _curves(ax, an: Analysis, attribute: str, from_level: int = 0, bands_from_le
         mean = np.array([100 * e.mean for e in est])
         colour = COLOURS.get(branch)
         ax.plot(x, mean, marker="o", ms=3, color=colour, label=f"{branch}: mean")
-        banded = [i for i, lvl in enumerate(lv) if lvl >= bands_from_level]
-        if any(est[i].has_interval for i in banded):
-            low = np.array([100 * (est[i].low if est[i].has_interval else est[i].mean) for i in banded])
-            high = np.array([100 * (est[i].high if est[i].has_interval else est[i].mean) for i in banded])
-            ax.fill_between(x[banded], low, high, color=colour, alpha=0.18,
-                            label=f"{branch}: {_band_label([est[i] for i in banded])}")
+        first = next((i for i, lvl in enumerate(lv) if lvl >= bands_from_level), len(lv))  # levels are sorted
+        band = est[first:]
+        if any(e.has_interval for e in band):
+            low = np.array([100 * (e.low if e.has_interval else e.mean) for e in band])
+            high = np.array([100 * (e.high if e.has_interval else e.mean) for e in band])
+            ax.fill_between(x[first:], low, high, color=colour, alpha=0.18, label=f"{branch}: {_band_label(band)}")
         drawn += list(mean)
     return drawn
 
