@@ -42,6 +42,21 @@ def test_a_restored_record_resumes_to_the_undisturbed_numbers(reference, tmp_pat
     assert "recomputing r0/level_01/ticket" in resumed.stdout + resumed.stderr
 
 
+def test_a_restored_control_borrows_its_tickets_stored_mask_without_recomputing_the_ticket(reference, tmp_path):
+    records = tmp_path / "records"
+    assert archive(f"--save={run_dir(reference / 'out')}", f"--records={records}").returncode == 0
+    (record,) = [os.path.join(records, d) for d in os.listdir(records)]
+    # Saved while the last level's controls were training: the ticket of that level is finished.
+    for control in ("reinit", "random_mask"):
+        shutil.rmtree(os.path.join(record, "r0", "level_02", control))
+
+    assert archive(f"--restore={record}", f"--output_dir={tmp_path / 'out'}").returncode == 0
+    resumed = run_cli(tmp_path / "out", reference / "cache")
+    assert results(tmp_path / "out") == results(reference / "out")
+    # (the level-0 task may be: a late-rewinding run's rewind point is a weights file too)
+    assert "recomputing r0/level_01/ticket" not in resumed.stdout + resumed.stderr
+
+
 def test_saving_again_rewrites_nothing_that_did_not_change(reference, tmp_path):
     records = tmp_path / "records"
     assert archive(f"--save={run_dir(reference / 'out')}", f"--records={records}").returncode == 0

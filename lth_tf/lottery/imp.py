@@ -85,6 +85,11 @@ class Experiment:
             return random_masks_like(ticket, derive_seed(self.seed(task.replicate), "mask", task.level))
         if self.transfer and task.level == 1:  # a transfer's level 1: the source's ticket, carried in
             return self.transfer.masks(self.seed(task.replicate), shapes)
+        if source in BRANCHES:
+            # A same-mask control takes the mask its trajectory trained under (stored when that task started),
+            # not a re-derivation: after a restore, that would recompute the trajectory's previous level, and
+            # on another CPU could prune a slightly different mask than the trajectory's.
+            return self.masks(Task(task.replicate, task.level, source), shapes)
         parent = mask_parent(task)
         parent_masks, weights = self.masks(parent, shapes), self.read(parent, self.run_dir.read_weights)
         return pruning.prune_round(parent_masks, weights, self.cfg.prune)
