@@ -12,7 +12,8 @@
 # STEP     one of the steps below; with no argument: restore, then every step in order
 #
 # Every step is a plain lth_tf.main command: rerun it and it resumes where it stopped (finished tasks are
-# kept; a task killed mid-level resumes at its last epoch). Levels, replicates and branches are not part of
+# kept; a task killed mid-level resumes at its last epoch). Stop one with Ctrl-C, or with `kill PID` (SIGTERM)
+# when it runs in the background, where the shell has SIGINT ignored. Levels, replicates and branches are not part of
 # a run's identity, so step 2 extends step 1's run with replicates 1 and 2. --threads is (float sums depend
 # on it): it is pinned so that a machine with another number of cores resumes the same runs.
 set -euo pipefail

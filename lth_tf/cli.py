@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import signal
 import sys
 from typing import Callable
 
@@ -101,8 +102,17 @@ def _parser(module: str, summary: str) -> Callable[[list[str]], list[str]]:
     return parse
 
 
+def _interrupt_on_terminate() -> None:
+    """SIGTERM (a cluster scheduler's stop, `kill`'s default, and the only polite stop for a command started in
+    the background, where the shell has SIGINT ignored) interrupts like Ctrl-C: one line, and a rerun resumes."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _with_errors(main: Callable[[], int]) -> Callable[[list[str]], int]:
     def wrapped(argv) -> int:
+        _interrupt_on_terminate()
         try:
             return main()
         except UserError as e:

@@ -118,7 +118,8 @@ def test_damaged_or_missing_files_are_named_and_recomputed(reference, tmp_path, 
     assert results(out) == results(reference / "out")
 
 
-def test_ctrl_c_prints_where_it_stopped_exits_130_and_resumes(reference, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_ctrl_c_or_sigterm_prints_where_it_stopped_exits_130_and_resumes(stop, reference, tmp_path):
     out = tmp_path / "out"
     # A shell that starts this suite in the background (`pytest &`) ignores SIGINT, and an ignored SIGINT
     # is inherited across exec (Python then installs no handler): give the child the default, as at a terminal.
@@ -133,7 +134,7 @@ def test_ctrl_c_prints_where_it_stopped_exits_130_and_resumes(reference, tmp_pat
     # Level 1 of this tiny run can end within a second: freeze the process where it is (in level 1), interrupt,
     # then let it go on, so that the interrupt lands in level 1 however fast or loaded the machine is.
     proc.send_signal(signal.SIGSTOP)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     proc.send_signal(signal.SIGCONT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
