@@ -83,6 +83,15 @@ result_of() {  # a run's report from its "## Result" on, one heading level down
   echo
   echo '![sparsity per tensor by level](img/imdb_cnn_sparsity_per_tensor.png)'
   echo
+  for run in ${REWINDING//,/ }; do  # each restart mode beside the θ0 ticket, over the levels both finished
+    python -c "import sys; from lth_tf.rundir import RunDir
+sys.exit(not any(t.level for t in RunDir.open('$run').finished()))" || continue  # no pruned level yet
+    python -m lth_tf.report.compare --run_dirs="$IMDB,$run" --replicates=0 --out="$WORK/compare.md" > /dev/null
+    echo "## IMDb + CNN: $(sed -n 's/^# ticket by level: //p' "$WORK/compare.md") (\`python -m lth_tf.report.compare\`)"
+    echo
+    sed '1,/^$/d' "$WORK/compare.md"
+    echo
+  done
   cat evidence/results/ag_news.md
   echo
   result_of "$AG"
