@@ -87,7 +87,10 @@ result_of() {  # a run's report from its "## Result" on, one heading level down
     python -c "import sys; from lth_tf.rundir import RunDir
 sys.exit(not any(t.level for t in RunDir.open('$run').finished()))" || continue  # no pruned level yet
     python -m lth_tf.report.compare --run_dirs="$IMDB,$run" --replicates=0 --out="$WORK/compare.md" > /dev/null
-    echo "## IMDb + CNN: $(sed -n 's/^# ticket by level: //p' "$WORK/compare.md") (\`python -m lth_tf.report.compare\`)"
+    mode=$(python -c "import json; e = json.load(open('$run/config.json'))['resolved']['experiment']
+print('fine-tuning (the study\'s \"late rewinding\", step 3b)' if e['finetune'] else
+      'true late rewinding to ' + e['rewind_step'] + ' (step 3)')")
+    echo "## IMDb + CNN: $mode beside the θ0 ticket (\`python -m lth_tf.report.compare\`)"
     echo
     sed '1,/^$/d' "$WORK/compare.md"
     echo
