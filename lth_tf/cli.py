@@ -70,6 +70,50 @@ def config_from_args(args: list[str], where: str) -> RunConfig:
     return config_from_flags(values)
 
 
+def _flag_name(arg: str, known: Callable[[str], bool]) -> str | None:
+    """The flag an argument sets ('--levels=3' -> 'levels', '--nofinetune' -> 'finetune'), or None."""
+    if not arg.startswith("-") or arg.lstrip("-") == "":
+        return None
+    name = arg.lstrip("-").split("=", 1)[0]
+    return name[2:] if name.startswith("no") and not known(name) and known(name[2:]) else name
+
+
+def _flagfile_lines(path: str, seen: frozenset = frozenset()):
+    """(flag name, file, line number) for every flag a flagfile sets, following nested --flagfile lines as absl
+    does (paths as written, from the working directory). Unreadable files are absl's to report."""
+    if path in seen:
+        return
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return
+    for number, line in enumerate(lines, 1):
+        arg = line.strip()
+        if arg.startswith("--flagfile="):
+            yield from _flagfile_lines(arg.split("=", 1)[1], seen | {path})
+        elif arg.startswith("-"):
+            yield arg, path, number
+
+
+def flag_overridden_by_flagfile(args: list[str], known: Callable[[str], bool] = lambda name: name in FLAGS
+                                ) -> str | None:
+    """Why `args` do not mean what they say, or None: a flag given before a --flagfile that sets it again is
+    silently overridden by the file (absl applies arguments in order), so `--levels=10 --flagfile=imdb.cfg`
+    runs the file's 20 levels."""
+    given = {}
+    for arg in args:
+        if arg.startswith("--flagfile="):
+            for line, path, number in _flagfile_lines(arg.split("=", 1)[1]):
+                name = _flag_name(line, known)
+                if name in given:
+                    return (f"{given[name]} comes before --flagfile={arg.split('=', 1)[1]}, which sets it again "
+                            f"({path} line {number}: {line}) and wins: put {given[name]} after the --flagfile")
+        elif (name := _flag_name(arg, known)) is not None:
+            given[name] = arg
+    return None
+
+
 def _usage(module: str, summary: str) -> str:
     return f"{summary}\n\nUsage: python -m {module} [--flag=value ...] [--flagfile=FILE]\n"
 
@@ -90,6 +134,10 @@ def _parser(module: str, summary: str) -> Callable[[list[str]], list[str]]:
         if "--version" in args:
             print(f"lth_tf {lth_tf.__version__}")
             sys.exit(0)
+        overridden = flag_overridden_by_flagfile(args)
+        if overridden:
+            print(f"error: {overridden}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
         try:
             rest = FLAGS(argv)
         except flags.Error as e:

@@ -149,6 +149,32 @@ def test_bad_flags_fail_at_start_with_one_line(flag, message, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_flag_before_a_flagfile_that_sets_it_again_is_refused_naming_both(tmp_path):
+    # absl applies arguments in order, so the file would silently win: `--levels=10 --flagfile=imdb.cfg` ran 20.
+    preset = tmp_path / "preset.cfg"
+    preset.write_text("# a preset\n--prune_fraction=0.3\n")
+    proc = cli(["--prune_fraction=0.5", f"--flagfile={preset}", f"--output_dir={tmp_path / 'out'}"],
+                cache_dir=tmp_path / "cache", check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --prune_fraction=0.5 comes before") and f"{preset} line 2" in last
+    assert "Traceback" not in proc.stderr and not os.path.exists(tmp_path / "out")
+
+
+def test_only_a_command_line_flag_that_a_later_flagfile_sets_again_is_reported(tmp_path):
+    from lth_tf.cli import flag_overridden_by_flagfile
+    known = {"levels", "late_rewind", "branches", "threads"}.__contains__
+    base, preset = tmp_path / "base.cfg", tmp_path / "preset.cfg"
+    base.write_text("--levels=20\n--branches=ticket,reinit\n")
+    preset.write_text(f"# nested, as flags/imdb_cnn_late_rewind.cfg\n--flagfile={base}\n--late_rewind\n")
+    check = lambda *args: flag_overridden_by_flagfile([*args], known)  # noqa: E731
+    assert f"{base} line 1: --levels=20" in check("--levels=10", f"--flagfile={preset}")
+    assert f"{preset} line 3: --late_rewind" in check("--nolate_rewind", f"--flagfile={preset}")
+    assert check(f"--flagfile={preset}", "--levels=10", "--branches=ticket") is None  # after: the flag wins
+    assert check("--threads=2", f"--flagfile={preset}") is None  # the file does not set it
+    assert check("--levels=10", f"--flagfile={tmp_path / 'missing.cfg'}") is None  # absl names a missing file
+
+
 def test_lstm_runs_through_the_lottery_with_fast_lstm(tmp_path):
     args = ["--model=lstm", "--hidden=8", "--levels=1", "--epochs=1", "--branches=ticket",
             f"--output_dir={tmp_path}"]
