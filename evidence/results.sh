@@ -117,12 +117,18 @@ result_of() {  # a run's report from its "## Result" on, one heading level down
   echo '![sparsity per tensor by level](img/imdb_cnn_sparsity_per_tensor.png)'
   echo
   for run in ${REWINDING//,/ }; do  # each restart mode beside the θ0 ticket, over the levels both finished
-    python -c "import sys; from lth_tf.rundir import RunDir
-sys.exit(not any(t.level for t in RunDir.open('$run').finished()))" || continue  # no pruned level yet
+    mode=$(python - "$run" <<'PY'
+import sys
+from lth_tf.rundir import RunDir
+run = RunDir.open(sys.argv[1])
+e = run.config().experiment
+if any(t.level for t in run.finished()):  # nothing to compare before a pruned level
+    print("fine-tuning (the study's \"late rewinding\", step 3b)" if e.finetune else
+          f"true late rewinding to {e.rewind_step} (step 3)")
+PY
+)
+    [ -n "$mode" ] || continue
     python -m lth_tf.report.compare --run_dirs="$IMDB,$run" --replicates=0 --out="$WORK/compare.md" > /dev/null
-    mode=$(python -c "import json; e = json.load(open('$run/config.json'))['resolved']['experiment']
-print('fine-tuning (the study\'s \"late rewinding\", step 3b)' if e['finetune'] else
-      'true late rewinding to ' + e['rewind_step'] + ' (step 3)')")
     echo "## IMDb + CNN: $mode beside the θ0 ticket (\`python -m lth_tf.report.compare\`)"
     echo
     sed '1,/^$/d' "$WORK/compare.md"

@@ -79,7 +79,7 @@ def _flag_name(arg: str, known: Callable[[str], bool]) -> str | None:
 
 
 def _flagfile_lines(path: str, seen: frozenset = frozenset()):
-    """(flag name, file, line number) for every flag a flagfile sets, following nested --flagfile lines as absl
+    """(the line, file, line number) for every flag a flagfile sets, following nested --flagfile lines as absl
     does (paths as written, from the working directory). Unreadable files are absl's to report."""
     if path in seen:
         return
