@@ -50,15 +50,15 @@ from lth_tf.lottery.tasks import plan
 from lth_tf.rundir import RunDir
 imdb, ag, rewinding = RunDir.open(sys.argv[1]), RunDir.open(sys.argv[2]), [RunDir.open(p) for p in sys.argv[3:]]
 late = [r for r in rewinding if r.config().experiment.late_rewind]
-controls = ["ticket", "reinit", "random_mask"]
+branches = ["ticket", "reinit", "random_mask"]
 imdb_cnn = duration_models([imdb, *late])["cnn_imdb"]  # the same network and data: one pool of seconds
 ag_cnn = duration_models([ag])["cnn_ag_news"]
 lstm_factor = CONFIGS["ag_news_lstm"][0] / CONFIGS["ag_news_cnn"][0]
-steps = [("2: replicates 1-2 to level 10", imdb, plan(10, controls, 3), imdb_cnn, 1.0,
+steps = [("2: replicates 1-2 to level 10", imdb, plan(10, branches, 3), imdb_cnn, 1.0,
           "each (branch, level)'s measured seconds in this run"),
-         *[("3: true late rewinding to level 10, with controls", r, plan(10, controls, 1), imdb_cnn, 1.0,
+         *[("3: true late rewinding to level 10, with controls", r, plan(10, branches, 1), imdb_cnn, 1.0,
             "the IMDb runs' measured seconds per (branch, level)") for r in late],
-         ("4b: AG News pooled BiLSTM, 20 levels, 1 replicate", None, plan(20, controls, 1), ag_cnn, lstm_factor,
+         ("4b: AG News pooled BiLSTM, 20 levels, 1 replicate", None, plan(20, branches, 1), ag_cnn, lstm_factor,
           f"the AG News pooled CNN run's seconds x {lstm_factor:.0f} (BiLSTM / CNN per epoch, benchmarks.projection)")]
 print("| campaign step | tasks left | projected, one task at a time on this machine | priced from |")
 print("|---|---:|---:|---|")

@@ -107,7 +107,7 @@ def flag_overridden_by_flagfile(args: list[str], known: Callable[[str], bool] = 
             for line, path, number in _flagfile_lines(arg.split("=", 1)[1]):
                 name = _flag_name(line, known)
                 if name in given:
-                    return (f"{given[name]} comes before --flagfile={arg.split('=', 1)[1]}, which sets it again "
+                    return (f"{given[name]} comes before {arg}, which sets it again "
                             f"({path} line {number}: {line}) and wins: put {given[name]} after the --flagfile")
         elif (name := _flag_name(arg, known)) is not None:
             given[name] = arg
