@@ -12,13 +12,13 @@ export TF_CPP_MIN_LOG_LEVEL=3  # TensorFlow loads for the reports: keep its star
 RUNS=${RUNS:?set RUNS to the folder of the campaign runs}
 IMDB=$RUNS/cnn_imdb_ea3adb8d60     # campaign steps 1-2
 AG=$RUNS/cnn_ag_news_1af3a9d64d    # campaign step 4
-# steps 3 and 3b: the runs whose settings differ from step 1's only in how survivors restart
-rewinding_runs() {
+rewinding_runs() {  # the IMDb runs that differ from the θ0 run only in how they restart (rewind step, fine-tuning)
   python - "$@" <<'PY'
-import json, os, sys
+import os, sys
+from lth_tf.rundir import RunDir
 runs, base = sys.argv[1:]
-identity = lambda run: json.load(open(os.path.join(run, "config.json")))["identity"]
 restart = ("experiment.late_rewind", "experiment.finetune", "experiment.rewind_step")
+identity = lambda path: RunDir.open(path).config().identity()
 same = lambda i: {k: v for k, v in i.items() if k not in restart} == identity(base)
 found = [os.path.join(runs, n) for n in sorted(os.listdir(runs)) if os.path.isfile(os.path.join(runs, n, "config.json"))]
 print(",".join(r for r in found if set(identity(r)) & set(restart) and same(identity(r))))

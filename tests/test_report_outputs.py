@@ -36,8 +36,8 @@ def test_study_report_shows_our_cells_beside_the_study_and_marks_the_rest_not_ru
     ours = rows["IMDb + CNN"].split(" | ")
     # study: 87.04 dense, 87.55 ticket at 36% | ours: test = valid - 1 point, the level chosen on validation (2)
     assert ours[1:3] == ["87.04", "85.00 ± 2.48 (n=3)"] and ours[3] == "87.55"
-    assert ours[4].startswith("85.33 ± ") and ours[4].endswith("(n=3), level 2 ✓")
-    assert ours[5:8] == ["36%", "36.0% (level 2)", "level 3: 48.8% (test 82.33 ± 8.72)"]
+    assert ours[4].startswith("86.00 ± ") and ours[4].endswith("(n=3), level 2 ✓")
+    assert ours[5:8] == ["36%", "36.0% (level 2)", "level 2: 36.0% (test 86.00 ± 2.37)"]
     assert "4 levels run (study 20)" in ours[8]
     assert rows["AG News + LSTM"].count("not run") == 4 and "projected ≈ 36.5 h" in rows["AG News + LSTM"]
     assert "projected" not in rows["AG News + CNN"] and rows["AG News + CNN"].count("not run") == 4
@@ -46,7 +46,7 @@ def test_study_report_shows_our_cells_beside_the_study_and_marks_the_rest_not_ru
     assert lr[1] == "—" and lr[2] == "85.00 [84.29, 85.69] (n=1)"  # one seed: the test set's Wilson interval
     assert "true late rewinding to 1ep" in lr[8] and "one seed" in lr[8]
     # every replicate at the chosen level, never a mean of tickets at different levels
-    assert "every replicate at level 2: r0 (seed 0): valid 87.00, test 86.00; r1 (seed 1): valid 86.00" in text
+    assert "every replicate at level 2: r0 (seed 0): valid 87.10, test 86.10; r1 (seed 1): valid 86.00" in text
     assert "picked on test" not in text or "best TEST accuracy" in text
     assert study_tables.NOT_RUN in text and "Choice rule" in text and "Matching rule" in text
     # the verdicts: the late-rewinding run judged against the θ0 ticket of its seed, the control in its run
@@ -104,10 +104,10 @@ def test_write_report_keeps_results_and_adds_statistics_tensorboard(imdb_cnn):
     results = json.load(open(imdb_cnn.file(rundir.RESULTS_JSON)))
     assert set(results) == {"settings", "records", "statistics"}
     assert set(results["records"][0]) == set(report.RECORD_FIELDS) | {"sparsity_by_tensor", "cpu"}
-    assert results["statistics"]["chosen_level"] == 2 and results["statistics"]["sparsest_matching_level"] == 3
+    assert results["statistics"]["chosen_level"] == 2 and results["statistics"]["sparsest_matching_level"] == 2
     text = open(imdb_cnn.file(rundir.SUMMARY)).read()
     assert logs == [text] and "Ticket chosen by validation accuracy: level 2" in text
-    assert "every replicate at level 2: r0: valid 87.00, test 86.00; r1: valid 86.00, test 85.00; r2:" in text
+    assert "every replicate at level 2: r0: valid 87.10, test 86.10; r1: valid 86.00, test 85.00; r2:" in text
     assert "Matching rule" in text and "Choice rule" in text and "± " in text
     assert "The study's own numbers (study (one seed, picked on test)" in text
     assert "ticket − reinit at level 2 (paired): valid +2.00 ± 0.00, test +2.00 ± 0.00 (n=3)" in text

@@ -30,12 +30,23 @@ def est(low, high):
     return Estimate((low + high) / 2, low, high, 3, "t")
 
 
-@pytest.mark.parametrize("low, high, at_least, expected", [
-    (0.01, 0.02, False, FOR), (-0.02, -0.01, False, AGAINST), (-0.01, 0.01, False, NONE),
-    (-0.01, 0.01, True, FOR), (-0.02, -0.01, True, AGAINST),
+@pytest.mark.parametrize("low, high, margin, expected", [
+    (0.01, 0.02, 0, FOR), (-0.02, -0.01, 0, AGAINST), (-0.01, 0.01, 0, NONE),
+    # "matches or beats", 1-point margin: within it, shown beyond it, or too wide to show either
+    (-0.005, 0.01, 0.01, FOR), (-0.03, -0.015, 0.01, AGAINST), (-0.015, -0.005, 0.01, NONE),
+    (-0.2, 0.2, 0.01, NONE),
 ])
-def test_each_answer_comes_from_where_the_interval_lies(low, high, at_least, expected):
-    assert answer(est(low, high), at_least) == expected
+def test_each_answer_comes_from_where_the_interval_lies(low, high, margin, expected):
+    assert answer(est(low, high), margin) == expected
+
+
+def test_matching_needs_an_interval_inside_the_margin_not_only_one_that_holds_0():
+    # two replicates 3 points apart: ticket − dense −0.5 ± 19 points (t = 12.7) holds 0 but shows nothing
+    recs = [rec(0, "ticket", 0, 0.88), rec(1, "ticket", 0, 0.85), rec(0, "ticket", 1, 0.865),
+            rec(1, "ticket", 1, 0.865)]
+    judged = within(cell(recs), CLAIM["ticket_vs_dense"])
+    assert judged[0].estimate.low < -0.1 < 0 < judged[0].estimate.high and judged[0].answer == NONE
+    assert verdict(judged) == "undecided" and cell(recs).an.ticket[1].matches is False
 
 
 def test_no_interval_is_not_judged():
@@ -89,4 +100,4 @@ def test_rows_skip_claims_a_run_cannot_answer_and_the_section_says_so():
     text = "\n".join(section([ticket_only]))
     assert "IMDb + CNN (pooled rows)" in text
     assert "Not tested by the runs given: reset to θ0 beats" in text and "late rewinding helps" in text
-    assert "1 (20.0%)" in text  # n = 1: Newcombe's interval on 10,000 examples holds 0 -> "for" (matches)
+    assert "1 (20.0%)" in text  # n = 1: +1 point, Newcombe's interval on 10,000 examples above −1 -> "for"

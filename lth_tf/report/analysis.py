@@ -16,9 +16,13 @@ from lth_tf import config
 from lth_tf.report import stats
 from lth_tf.report.stats import Estimate
 
-MATCH_RULE = ("a pruned level matches the dense network if the upper end of the 95% interval of its paired "
-              "VALIDATION difference (level − dense, per replicate) is ≥ 0, i.e. the replicates do not show it "
-              "worse (n ≥ 2: t-interval; n = 1: Newcombe's interval from the validation set's size)")
+# "Matches" is a non-inferiority claim, so it needs a margin: without one, "not shown worse" would let any
+# interval too wide to show anything (two replicates: t = 12.7) count as a match.
+MATCH_MARGIN = 0.01  # accuracy: 1 percentage point
+MATCH_RULE = ("a pruned level matches the dense network if the lower end of the 95% interval of its paired "
+              "VALIDATION difference (level − dense, per replicate) is above −1 point, i.e. the replicates show it "
+              "at most 1 point worse (non-inferiority, 1-point margin); an interval too wide to show that does not "
+              "match (n ≥ 2: t-interval; n = 1: Newcombe's interval from the validation set's size)")
 CHOICE_RULE = ("one level per run: among the pruned levels finished by the most replicates (all of them, in a "
                "complete run), the one with the highest MEAN VALIDATION accuracy over replicates (ties: the "
                "sparser); every replicate is reported at that level")
@@ -50,7 +54,7 @@ def _candidates(by_level: dict[int, dict]) -> dict[int, dict]:
 
 def matches(difference: Estimate) -> bool | None:
     """MATCH_RULE on the paired validation difference (level − dense); None: no interval, not judged."""
-    return None if not difference.has_interval else difference.high >= 0
+    return None if not difference.has_interval else difference.low > -MATCH_MARGIN
 
 
 @dataclasses.dataclass

@@ -2,8 +2,10 @@
 
 At every level where both sides finished, a claim gets one answer from the 95% interval of a paired difference
 of VALIDATION accuracy (per replicate; one replicate: Newcombe's interval from the validation set's size):
-`for` (the interval lies above 0; for "matches or beats", it does not lie below 0), `against` (it lies below
-0: the other way round, shown), or `no difference shown` (it holds 0). A claim's verdict for a run:
+`for` (the interval lies above 0), `against` (it lies below 0: the other way round, shown), or `no difference
+shown` (it holds 0). "Matches or beats" is judged against the matching rule's margin instead of 0
+(lth_tf.report.analysis.MATCH_MARGIN): for where the interval lies above −margin, against where it lies below
+−margin, so a wide interval is no evidence either way. A claim's verdict for a run:
 confirmed (for at some level, against at none), refuted (the reverse), mixed (both: it depends on the level),
 undecided (neither). The intervals are per level and not corrected for the number of levels judged: one level
 against the trend of its neighbours is weak evidence.
@@ -13,15 +15,17 @@ from __future__ import annotations
 import dataclasses
 
 from lth_tf.report import protocol, stats
+from lth_tf.report.analysis import MATCH_MARGIN
 from lth_tf.report.stats import Estimate
 
 FOR, AGAINST, NONE = "for", "against", "no difference shown"
 RULE = ("judged per level on the paired difference of VALIDATION accuracy (95% interval: t over replicates; "
-        "n = 1: Newcombe's, from the validation set's size): **for** where the interval lies above 0 (for "
-        "\"matches or beats\": where it does not lie below 0), **against** where it lies below 0, otherwise no "
-        "difference shown. Verdict: confirmed (for at some level, against at none), refuted (against, never "
-        "for), mixed (both: it depends on the level), undecided (neither). Intervals are per level, not corrected for "
-        "the number of levels: a lone level against its neighbours is weak evidence")
+        "n = 1: Newcombe's, from the validation set's size): **for** where the interval lies above 0, **against** "
+        "where it lies below 0, otherwise no difference shown; \"matches or beats\" is judged the same way against "
+        f"−{100 * MATCH_MARGIN:g} point instead of 0 (non-inferiority: the matching rule's margin), so an interval "
+        "too wide to show either is no evidence. Verdict: confirmed (for at some level, against at none), refuted "
+        "(against, never for), mixed (both: it depends on the level), undecided (neither). Intervals are per "
+        "level, not corrected for the number of levels: a lone level against its neighbours is weak evidence")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,12 +34,12 @@ class Claim:
     text: str  # the study's claim, as it drew it
     difference: str  # what is judged (> 0 supports the claim)
     control: str = ""  # the branch the ticket is compared with inside one run, if any
-    at_least: bool = False  # "matches or beats": an interval holding 0 supports it too
+    margin: float = 0.0  # judged against −margin instead of 0 ("matches or beats": a non-inferiority margin)
 
 
 CLAIMS = (
-    Claim("ticket_vs_dense", "a winning ticket matches or beats the dense network", "ticket − dense",
-          at_least=True),
+    Claim("ticket_vs_dense", "a winning ticket matches or beats the dense network",
+          f"ticket − dense, against −{100 * MATCH_MARGIN:g} point", margin=MATCH_MARGIN),
     Claim("reset_vs_reinit", "reset to θ0 beats random re-initialisation (same mask)", "ticket − reinit",
           control="reinit"),
     Claim("ticket_vs_random_mask", "the ticket's mask beats a random mask of its sparsity",
@@ -53,13 +57,14 @@ class Judgement:
     answer: str  # FOR, AGAINST or NONE
 
 
-def answer(est: Estimate, at_least: bool = False) -> str | None:
-    """FOR, AGAINST or NONE from `est`'s interval; None when it has no interval (not judged)."""
+def answer(est: Estimate, margin: float = 0.0) -> str | None:
+    """FOR, AGAINST or NONE from where `est`'s interval lies with respect to −margin; None when it has no
+    interval (not judged)."""
     if not est.has_interval:
         return None
-    if est.high < 0:
+    if est.high < -margin:
         return AGAINST
-    return FOR if est.low > 0 or at_least else NONE
+    return FOR if est.low > -margin else NONE
 
 
 def verdict(judgements: list[Judgement]) -> str:
@@ -71,10 +76,10 @@ def verdict(judgements: list[Judgement]) -> str:
     return "confirmed" if FOR in answers else "refuted" if AGAINST in answers else "undecided"
 
 
-def _judged(pairs, at_least: bool) -> list[Judgement]:
+def _judged(pairs, margin: float) -> list[Judgement]:
     out = []
     for level, sparsity, est in pairs:
-        a = answer(est, at_least)
+        a = answer(est, margin)
         if a is not None:
             out.append(Judgement(level, sparsity, est, a))
     return out
@@ -88,7 +93,7 @@ def within(cell, claim: Claim) -> list[Judgement]:
     else:
         pairs = [(lvl, an.ticket[lvl].sparsity, d["valid"])
                  for lvl, d in sorted(an.controls.get(claim.control, {}).items())]
-    return _judged(pairs, claim.at_least)
+    return _judged(pairs, claim.margin)
 
 
 def across(cell, base) -> list[Judgement]:
@@ -101,7 +106,7 @@ def across(cell, base) -> list[Judgement]:
         theirs = {base.seeds[r]: v for r, v in base.an.ticket[lvl].values("valid_accuracy").items()}
         if set(ours) & set(theirs):
             judged.append((lvl, s.sparsity, stats.paired_difference(ours, theirs, cell.an.valid_examples)))
-    return _judged(judged, False)
+    return _judged(judged, 0.0)
 
 
 @dataclasses.dataclass
