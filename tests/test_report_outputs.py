@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from lth_tf import atomic, report, rundir
-from lth_tf.report import plots, study, study_tables, summary
+from lth_tf.report import analysis, plots, study, study_tables, summary
 from test_report import VALID, config, grid, make_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -189,6 +189,17 @@ def test_a_dense_band_wider_than_the_panel_is_written_out_and_controls_get_no_ba
                 and any(lab.startswith("dense: 95%") for lab in labels) != written_out), (notes, labels)
         for band in ax.collections:  # every branch band starts at level 1 (x = 80% remaining)
             assert band.get_paths()[0].vertices[:, 0].max() <= 80.0 + 1e-9
+        plt.close(fig)
+
+
+def test_the_validation_difference_panel_draws_the_matching_margin_the_test_panel_does_not():
+    plt = plots._pyplot()
+    an = report.analyse(report.records(grid(VALID, branches=("ticket", "reinit"))), 12_000, 10_000)
+    for key, drawn in (("valid", True), ("test", False)):
+        fig, ax = plt.subplots()
+        plots._difference_panel(ax, an, key, None)
+        levels = [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == ":"]
+        assert (levels == [-100 * analysis.MATCH_MARGIN]) == drawn and ax.get_ylim()[0] < -100 * analysis.MATCH_MARGIN
         plt.close(fig)
 
 

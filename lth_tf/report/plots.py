@@ -2,11 +2,11 @@
 
 - accuracy vs weights remaining: validation (left) and test (right) accuracy per branch, mean over
   replicates with its labelled 95% band from level 1 on, the dense baseline (level 0) as a line with its band
-  (written out when wider than the panel), the chosen level,
-  and (test panel) the study's points; below each, every branch minus the dense network, paired by
-  replicate (what the matching rule judges: a seed's offset cancels, so levels with fewer replicates stay
-  comparable); log-scaled "weights remaining (%)" axis, level numbers on top. The y-range follows the
-  means: a band wider than it (n = 2: a t-interval on one degree of freedom) is cut at the frame.
+  (written out when wider than the panel), the chosen level, and (test panel) the study's points; below
+  each, every branch minus the dense network, paired by replicate (what the matching rule judges: a seed's
+  offset cancels, so levels with fewer replicates stay comparable; the validation panel draws the rule's
+  margin); log-scaled "weights remaining (%)" axis, level numbers on top. The y-range follows the means: a
+  band wider than it (n = 2: a t-interval on one degree of freedom) is cut at the frame.
 - pruned % per tensor: a heatmap of tensors x levels (ticket branch, mean over replicates).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from lth_tf import atomic, rundir
 from lth_tf.config import RunConfig
 from lth_tf.report import protocol
-from lth_tf.report.analysis import Analysis
+from lth_tf.report.analysis import MATCH_MARGIN, Analysis
 from lth_tf.report.stats import METHODS, Estimate
 
 COLOURS = {"ticket": "tab:blue", "reinit": "tab:orange", "random_mask": "tab:green", "study_random": "tab:red"}
@@ -124,7 +124,10 @@ def _dense_band(ax, d: Estimate) -> None:
 def _difference_panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
     drawn = _curves(ax, an, f"{key}_vs_dense", from_level=1)
     ax.axhline(0.0, color="black", ls="--", lw=1)
-    _fit_to(ax, drawn + [0.0], margin=1.0)
+    if key == "valid":  # the matching rule judges validation: a level matches where its band stays above this
+        ax.axhline(-100 * MATCH_MARGIN, color="black", ls=":", lw=1,
+                   label=f"matching margin (−{100 * MATCH_MARGIN:g} point, validation)")
+    _fit_to(ax, drawn + [0.0, -100 * MATCH_MARGIN], margin=1.0)
     _level_axes(ax, an, study, top_labels=False)
     ax.set_ylabel(f"{'validation' if key == 'valid' else 'test'}: branch − dense,\npaired by replicate (points)")
 
