@@ -7,8 +7,8 @@ import pytest
 from lth_tf.config import DataConfig, RunConfig
 from lth_tf.report.analysis import analyse
 from lth_tf.report.stats import Estimate
-from lth_tf.report.verdicts import AGAINST, CLAIMS, FOR, NONE, Judgement, across, answer, rows, section, verdict, \
-    within
+from lth_tf.report.verdicts import AGAINST, CLAIMS, FOR, NONE, Judgement, Pair, across, answer, judge, rows, \
+    section, simultaneous, verdict, within
 
 CLAIM = {c.key: c for c in CLAIMS}
 
@@ -101,3 +101,34 @@ def test_rows_skip_claims_a_run_cannot_answer_and_the_section_says_so():
     assert "IMDb + CNN (pooled rows)" in text
     assert "Not tested by the runs given: reset to θ0 beats" in text and "late rewinding helps" in text
     assert "1 (20.0%)" in text  # n = 1: +1 point, Newcombe's interval on 10,000 examples above −1 -> "for"
+
+
+def pair(level, differences, examples=None):
+    """A level whose ours − theirs per replicate is `differences` (theirs 0.85)."""
+    return Pair(level, 1 - 0.8 ** level, {r: 0.85 + d for r, d in enumerate(differences)},
+                {r: 0.85 for r in range(len(differences))}, examples)
+
+
+def test_all_levels_at_once_widen_each_interval_so_a_lone_level_no_longer_decides():
+    # level 1: +1.0 ± 0.5 points at 95% (for); nine levels of no difference: at once (m = 10, each interval at
+    # 99.5%, t on 2 df = 14.1 instead of 4.3) level 1 is ± 1.6 and no longer for; level 2's +5 stays for
+    lone = [pair(1, [0.010, 0.012, 0.008])] + [pair(lvl, [0.0, 0.0, 0.0]) for lvl in range(2, 11)]
+    assert [j.answer for j in judge(lone, 0.0)][:2] == [FOR, NONE] and verdict(judge(lone, 0.0)) == "confirmed"
+    at_once = simultaneous(lone, 0.0)
+    assert at_once[0].estimate.half_width == pytest.approx(14.089 * 0.002 / 3 ** 0.5, rel=1e-3)
+    assert verdict(at_once) == "undecided"
+    strong = [pair(1, [0.010, 0.012, 0.008]), pair(2, [0.05, 0.051, 0.049])] + lone[2:]
+    assert [j.answer for j in simultaneous(strong, 0.0)][:2] == [NONE, FOR]
+    # one level: at once is per level; one replicate: Newcombe's interval widens the same way
+    assert simultaneous(lone[:1], 0.0) == judge(lone[:1], 0.0) and simultaneous([], 0.0) == []
+    single = [pair(lvl, [0.011], examples=10_000) for lvl in (1, 2, 3)]  # +1.1 [+0.1, +2.1]; at once [-0.1, +2.3]
+    assert judge(single, 0.0)[0].answer == FOR and simultaneous(single, 0.0)[0].answer == NONE
+    assert simultaneous(single, 0.0)[0].estimate.half_width > judge(single, 0.0)[0].estimate.half_width
+
+
+def test_the_section_gives_each_row_its_verdict_with_all_levels_at_once():
+    text = "\n".join(section([cell(three_replicates())]))
+    row = next(line for line in text.splitlines() if line.startswith("| a winning ticket"))
+    # ticket − dense: +2 points at level 1, −5 at level 2, replicates within 0.1 point: both survive m = 2
+    assert row.endswith("| **mixed: depends on the level** | **mixed: depends on the level** (1 / 1 of 2) |")
+    assert "all levels at once" in text and "1 − 0.05/m" in text

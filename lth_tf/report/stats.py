@@ -1,4 +1,5 @@
-"""Interval estimates for the report, all at 95%.
+"""Interval estimates for the report, at 95% (each function takes another `confidence`, e.g. for simultaneous
+intervals over several levels: lth_tf.report.verdicts).
 
 - Over replicates (n >= 2): the mean and its Student-t interval, mean ± t(0.975, n-1) · s / sqrt(n).
 - One replicate (n = 1): no seed-to-seed spread can be estimated. What is still known is the evaluation
@@ -81,8 +82,8 @@ def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _wilson_of(p: float, examples: int) -> tuple[float, float]:
-    return wilson(int(round(p * examples)), examples)
+def _wilson_of(p: float, examples: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    return wilson(int(round(p * examples)), examples, confidence)
 
 
 def accuracy(values: Iterable[float], examples: int | None = None) -> Estimate:
@@ -95,21 +96,22 @@ def accuracy(values: Iterable[float], examples: int | None = None) -> Estimate:
     return est
 
 
-def newcombe(p1: float, p2: float, n1: int, n2: int) -> tuple[float, float]:
+def newcombe(p1: float, p2: float, n1: int, n2: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Newcombe's hybrid score interval of p1 - p2 for two independent proportions (Wilson per proportion)."""
-    l1, u1 = _wilson_of(p1, n1)
-    l2, u2 = _wilson_of(p2, n2)
+    l1, u1 = _wilson_of(p1, n1, confidence)
+    l2, u2 = _wilson_of(p2, n2, confidence)
     d = p1 - p2
     return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
-def paired_difference(a: Mapping, b: Mapping, examples: int | None = None) -> Estimate:
+def paired_difference(a: Mapping, b: Mapping, examples: int | None = None,
+                      confidence: float = CONFIDENCE) -> Estimate:
     """a - b over the replicates (keys) both have: the t-interval of the per-replicate differences (n >= 2);
     one common replicate: Newcombe's interval on `examples` items each (none if that size is unknown)."""
     keys = sorted(set(a) & set(b))
-    est = t_interval([a[k] - b[k] for k in keys])
+    est = t_interval([a[k] - b[k] for k in keys], confidence)
     if est.n == 1 and examples:
-        low, high = newcombe(a[keys[0]], b[keys[0]], examples, examples)
+        low, high = newcombe(a[keys[0]], b[keys[0]], examples, examples, confidence)
         return Estimate(est.mean, low, high, 1, "newcombe", examples)
     return est
 

@@ -7,8 +7,9 @@ shown` (it holds 0). "Matches or beats" is judged against the matching rule's ma
 (lth_tf.report.analysis.MATCH_MARGIN): for where the interval lies above −margin, against where it lies below
 −margin, so a wide interval is no evidence either way. A claim's verdict for a run:
 confirmed (for at some level, against at none), refuted (the reverse), mixed (both: it depends on the level),
-undecided (neither). The intervals are per level and not corrected for the number of levels judged: one level
-against the trend of its neighbours is weak evidence.
+undecided (neither). Those intervals are per level: one level against the trend of its neighbours is weak
+evidence. The last column judges all of a row's levels at once (`simultaneous`: Bonferroni-adjusted intervals),
+so its verdict, a statement about every level, holds with 95% confidence.
 """
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ RULE = ("judged per level on the paired difference of VALIDATION accuracy (95% i
         "where it lies below 0, otherwise no difference shown; \"matches or beats\" is judged the same way against "
         f"−{100 * MATCH_MARGIN:g} point instead of 0 (non-inferiority: the matching rule's margin), so an interval "
         "too wide to show either is no evidence. Verdict: confirmed (for at some level, against at none), refuted "
-        "(against, never for), mixed (both: it depends on the level), undecided (neither). Intervals are per "
-        "level, not corrected for the number of levels: a lone level against its neighbours is weak evidence")
+        "(against, never for), mixed (both: it depends on the level), undecided (neither). These intervals are per "
+        "level, so a lone level against its neighbours is weak evidence; the last column judges a row's m levels "
+        "at once (Bonferroni: each interval at 1 − 0.05/m), so that its verdict holds with 95% confidence over "
+        "all of them")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,48 +79,86 @@ def verdict(judgements: list[Judgement]) -> str:
     return "confirmed" if FOR in answers else "refuted" if AGAINST in answers else "undecided"
 
 
-def _judged(pairs, margin: float) -> list[Judgement]:
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """One level's two sides of a claim: validation accuracy per replicate (per seed, across runs)."""
+    level: int
+    sparsity: float
+    ours: dict
+    theirs: dict
+    examples: int | None
+
+
+def judge(pairs: list[Pair], margin: float, confidence: float = stats.CONFIDENCE) -> list[Judgement]:
+    """Each pair's answer from the interval of its paired difference at `confidence` (levels with no
+    interval are left out)."""
     out = []
-    for level, sparsity, est in pairs:
+    for p in pairs:
+        est = stats.paired_difference(p.ours, p.theirs, p.examples, confidence)
         a = answer(est, margin)
         if a is not None:
-            out.append(Judgement(level, sparsity, est, a))
+            out.append(Judgement(p.level, p.sparsity, est, a))
     return out
 
 
-def within(cell, claim: Claim) -> list[Judgement]:
-    """Claims judged inside one run: the ticket against the dense network or against a control."""
-    an = cell.an
+def simultaneous(pairs: list[Pair], margin: float) -> list[Judgement]:
+    """Every level judged at once: Bonferroni-adjusted intervals (confidence 1 − 0.05/m over the m levels
+    that have one), so that all of them hold together with 95% confidence, and with them the verdict. Their
+    estimates only answer; they are never printed as 95% intervals."""
+    m = len(judge(pairs, margin))
+    return judge(pairs, margin, 1 - (1 - stats.CONFIDENCE) / m) if m else []
+
+
+def within_pairs(cell, claim: Claim) -> list[Pair]:
+    """A claim inside one run: the ticket against the dense network or against a control, level by level."""
+    an, key = cell.an, "valid_accuracy"
     if claim.key == "ticket_vs_dense":
-        pairs = [(lvl, s.sparsity, s.valid_vs_dense) for lvl, s in sorted(an.ticket.items()) if lvl]
-    else:
-        pairs = [(lvl, an.ticket[lvl].sparsity, d["valid"])
-                 for lvl, d in sorted(an.controls.get(claim.control, {}).items())]
-    return _judged(pairs, claim.margin)
+        return [Pair(lvl, s.sparsity, s.values(key), an.dense.values(key), an.valid_examples)
+                for lvl, s in sorted(an.ticket.items()) if lvl]
+    control = an.levels.get(claim.control, {})
+    return [Pair(lvl, an.ticket[lvl].sparsity, an.ticket[lvl].values(key), control[lvl].values(key),
+                 an.valid_examples) for lvl in sorted(an.controls.get(claim.control, {}))]
 
 
-def across(cell, base) -> list[Judgement]:
+def across_pairs(cell, base) -> list[Pair]:
     """`cell`'s ticket (late rewinding or fine-tuning) against `base`'s θ0 ticket, paired by seed, per level."""
-    judged = []
+    pairs = []
     for lvl, s in sorted(cell.an.ticket.items()):
         if lvl == 0 or lvl not in base.an.ticket:
             continue
         ours = {cell.seeds[r]: v for r, v in s.values("valid_accuracy").items()}
         theirs = {base.seeds[r]: v for r, v in base.an.ticket[lvl].values("valid_accuracy").items()}
         if set(ours) & set(theirs):
-            judged.append((lvl, s.sparsity, stats.paired_difference(ours, theirs, cell.an.valid_examples)))
-    return _judged(judged, 0.0)
+            pairs.append(Pair(lvl, s.sparsity, ours, theirs, cell.an.valid_examples))
+    return pairs
+
+
+def within(cell, claim: Claim) -> list[Judgement]:
+    return judge(within_pairs(cell, claim), claim.margin)
+
+
+def across(cell, base) -> list[Judgement]:
+    return judge(across_pairs(cell, base), 0.0)
 
 
 @dataclasses.dataclass
 class Row:
     claim: Claim
     cell: object
-    judgements: list[Judgement]
+    pairs: list[Pair]
+
+    @property
+    def judgements(self) -> list[Judgement]:
+        """Per level, each at 95%."""
+        return judge(self.pairs, self.claim.margin)
 
     @property
     def verdict(self) -> str:
         return verdict(self.judgements)
+
+    @property
+    def simultaneous(self) -> list[Judgement]:
+        return simultaneous(self.pairs, self.claim.margin)
 
 
 def rows(cells: list) -> list[Row]:
@@ -128,9 +169,9 @@ def rows(cells: list) -> list[Row]:
         for cell in cells:
             if claim.key == "rewinding_helps":
                 if cell.mode != "ticket" and (cell.dataset, cell.model) in base:
-                    out.append(Row(claim, cell, across(cell, base[(cell.dataset, cell.model)])))
+                    out.append(Row(claim, cell, across_pairs(cell, base[(cell.dataset, cell.model)])))
             elif not claim.control or claim.control in cell.an.controls:
-                out.append(Row(claim, cell, within(cell, claim)))
+                out.append(Row(claim, cell, within_pairs(cell, claim)))
     return out
 
 
@@ -172,19 +213,27 @@ def _extreme(judgements: list[Judgement]) -> str:
     return f"{stats.points(lo.estimate)} (level {lo.level}) to {stats.points(hi.estimate)} (level {hi.level}); {n}"
 
 
+def _at_once(judgements: list[Judgement]) -> str:
+    """'**confirmed** (12 / 0 of 20)': the simultaneous verdict and how many levels it rests on."""
+    if not judgements:
+        return "-"
+    count = {a: sum(j.answer == a for j in judgements) for a in (FOR, AGAINST)}
+    return f"**{verdict(judgements)}** ({count[FOR]} / {count[AGAINST]} of {len(judgements)})"
+
+
 def section(cells: list) -> list[str]:
     """The verdicts' Markdown: one row per (claim, run)."""
     lines = ["## Verdicts on the study's claims, level by level (`lth_tf.report.verdicts`)", "",
              f"Each claim is {RULE}.", "",
              "| the study's claim | difference judged | run | for | against | no difference shown | "
-             "range (valid, points) | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+             "range (valid, points) | verdict | verdict, all levels at once (for / against, of m levels) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     judged = rows(cells)
     for row in judged:
         by = {a: [j for j in row.judgements if j.answer == a] for a in (FOR, AGAINST, NONE)}
         lines.append(f"| {row.claim.text} | {row.claim.difference} | {_run_label(row.cell)} | {_levels(by[FOR])} | "
                      f"{_levels(by[AGAINST])} | {_levels(by[NONE])} | {_extreme(row.judgements)} | "
-                     f"**{row.verdict}** |")
+                     f"**{row.verdict}** | {_at_once(row.simultaneous)} |")
     tested = {r.claim.key for r in judged}
     missing = [c.text for c in CLAIMS if c.key not in tested]
     if missing:
