@@ -116,24 +116,24 @@ result_of() {  # a run's report from its "## Result" on, one heading level down
   echo
   echo '![sparsity per tensor by level](img/imdb_cnn_sparsity_per_tensor.png)'
   echo
-  for run in ${REWINDING//,/ }; do  # each restart mode beside the θ0 ticket, over the levels both finished
-    mode=$(python - "$run" <<'PY'
+  # the restart modes beside the θ0 ticket, over the levels all of them finished (one section and one figure)
+  RESTARTED=$(python - "$REWINDING" <<'PY'
 import sys
 from lth_tf.rundir import RunDir
-run = RunDir.open(sys.argv[1])
-e = run.config().experiment
-if any(t.level for t in run.finished()):  # nothing to compare before a pruned level
-    print("fine-tuning (the study's \"late rewinding\", step 3b)" if e.finetune else
-          f"true late rewinding to {e.rewind_step} (step 3)")
+paths = [p for p in sys.argv[1].split(",") if p]
+print(",".join(p for p in paths if any(t.level for t in RunDir.open(p).finished())))  # a pruned level to compare
 PY
 )
-    [ -n "$mode" ] || continue
-    python -m lth_tf.report.compare --run_dirs="$IMDB,$run" --replicates=0 --out="$WORK/compare.md" > /dev/null
-    echo "## IMDb + CNN: $mode beside the θ0 ticket (\`python -m lth_tf.report.compare\`)"
+  if [ -n "$RESTARTED" ]; then
+    python -m lth_tf.report.compare --run_dirs="$IMDB,$RESTARTED" --replicates=0 --out="$WORK/compare.md" > /dev/null
+    cp "$WORK/compare.png" docs/img/imdb_cnn_restart_modes.png
+    echo "## IMDb + CNN: the θ0 ticket, fine-tuning (the study's \"late rewinding\", step 3b) and true late rewinding (step 3), level by level (\`python -m lth_tf.report.compare\`)"
     echo
     sed '1,/^$/d' "$WORK/compare.md"
     echo
-  done
+    echo '![the three ways to restart survivors, by level](img/imdb_cnn_restart_modes.png)'
+    echo
+  fi
   cat evidence/results/ag_news.md
   echo
   result_of "$AG"

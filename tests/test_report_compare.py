@@ -37,6 +37,19 @@ def test_runs_are_named_by_what_differs_and_differences_are_paired(tmp_path):
     assert "| 2 | strategy=local |" in text and "+2.50 ±" in text
 
 
+def test_one_replicate_gets_the_evaluation_sets_intervals_and_the_figure_draws_every_run(tmp_path):
+    local, lamp = two_runs(tmp_path)
+    result = compare.compare([local.path, lamp.path], replicates=[0])
+    level_1 = result["levels"][1]["runs"]
+    # data.json's 12,000 validation / 10,000 test examples: Wilson per accuracy, Newcombe for the difference
+    assert level_1[1]["valid_accuracy"]["method"] == "wilson" and level_1[1]["test_accuracy"]["examples"] == 10_000
+    diff = level_1[1]["valid_minus_first"]
+    assert diff["method"] == "newcombe" and diff["low"] < 0.01 < diff["high"] and diff["mean"] == pytest.approx(0.01)
+    assert "| +1.00 [+0.02, +1.98] |" in compare.to_markdown(result)  # 82% vs 81% on 12,000 reviews
+    figure = compare.plots.comparison_plot(result, str(tmp_path / "cmp.png"))
+    assert open(figure, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def test_kept_share_weights_tensors_by_size():
     record = {"sparsity_by_tensor": {"embedding/embeddings": 0.5, "conv3/kernel": 0.0, "conv3/bias": 1.0,
                                      "output/kernel": 0.25}}
@@ -58,3 +71,4 @@ def test_mistakes_are_one_line(tmp_path):
                            f"--out={out}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.load(open(tmp_path / "cmp.json"))["replicates"] == [0, 1] and out.read_text().startswith("# ticket")
+    assert open(tmp_path / "cmp.png", "rb").read(4) == b"\x89PNG" and "figure: " in proc.stdout

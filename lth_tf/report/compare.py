@@ -5,9 +5,11 @@
 
 Each run is named by the settings in which the runs differ (their identities, lth_tf.config). Per level: each
 run's overall sparsity, validation and test accuracy (mean and 95% interval over the replicates common to all
-runs), the validation difference to the first run paired by replicate, and where each run put its sparsity
-(% of weights kept in the embedding, the other hidden tensors and the output layer). Levels that not every
-run finished are left out. Writes the Markdown and a JSON beside it.
+runs), the validation difference to the first run paired by replicate (one replicate: the Wilson and Newcombe
+intervals from the evaluation sets' sizes, as in every report), and where each run put its sparsity (% of
+weights kept in the embedding, the other hidden tensors and the output layer). Levels that not every run
+finished are left out. Writes the Markdown, a JSON and a figure (validation accuracy and the difference to
+the first run by weights remaining, lth_tf.report.plots) beside it.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from absl import flags
 
 from lth_tf import atomic, cli
 from lth_tf.errors import UserError
-from lth_tf.report import stats
+from lth_tf.report import plots, set_counts, stats
 from lth_tf.nets import EMBEDDING_LAYER, OUTPUT_LAYER
 from lth_tf.rundir import RunDir, Task
 
@@ -91,19 +93,22 @@ def compare(paths: list[str], branch: str = "ticket", replicates: list[int] | No
                                          all((lvl, r) in d for r in chosen)} for d in by_run)))
     names = labels(runs)
     sizes = [tensor_sizes(run, list(d.values())) for run, d in zip(runs, by_run)]
+    counts = [set_counts(run) or {} for run in runs]
+    # a one-replicate difference gets Newcombe's interval only when both runs were judged on the same set size
+    paired_examples = [c.get("valid") if c.get("valid") == counts[0].get("valid") else None for c in counts]
     rows = []
     for level in levels:
         row = {"level": level, "runs": []}
         reference_valid = {r: by_run[0][(level, r)]["valid_accuracy"] for r in chosen}
-        for name, d, shapes in zip(names, by_run, sizes):
+        for name, d, shapes, count, examples in zip(names, by_run, sizes, counts, paired_examples):
             recs = [d[(level, r)] for r in chosen]
             valid = {r: d[(level, r)]["valid_accuracy"] for r in chosen}
             groups = [kept_by_group(rec, shapes) for rec in recs]
             row["runs"].append({
                 "run": name, "sparsity": float(np.mean([rec["sparsity"] for rec in recs])),
-                "valid_accuracy": stats.t_interval(valid.values()).to_dict(),
-                "test_accuracy": stats.t_interval(rec["test_accuracy"] for rec in recs).to_dict(),
-                "valid_minus_first": stats.paired_difference(valid, reference_valid).to_dict(),
+                "valid_accuracy": stats.accuracy(valid.values(), count.get("valid")).to_dict(),
+                "test_accuracy": stats.accuracy([rec["test_accuracy"] for rec in recs], count.get("test")).to_dict(),
+                "valid_minus_first": stats.paired_difference(valid, reference_valid, examples).to_dict(),
                 "kept_by_group": {g: float(np.mean([k[g] for k in groups])) for g in groups[0]},
             })
         rows.append(row)
@@ -115,7 +120,8 @@ def to_markdown(result: dict) -> str:
     est = lambda d: stats.Estimate(**d)  # noqa: E731
     runs = [r["name"] for r in result["runs"]]
     lines = [f"# {result['branch']} by level: {' vs '.join(runs)}", "",
-             f"Replicates {', '.join(map(str, result['replicates']))} of every run; mean ± 95% t-interval; the "
+             f"Replicates {', '.join(map(str, result['replicates']))} of every run; mean and 95% interval (± : "
+             f"t over replicates; [low, high]: one replicate, Wilson / Newcombe from the set's size); the "
              f"difference to **{runs[0]}** is paired by replicate (validation, points). Kept: % of weights "
              f"left in the embedding / the other hidden tensors / the output layer.", ""]
     for r in result["runs"]:
@@ -142,8 +148,10 @@ def main() -> int:
         raise UserError(f"--replicates={','.join(FLAGS.replicates)}: give replicate numbers, e.g. 0,1") from None
     result = compare(FLAGS.run_dirs, FLAGS.branch, replicates or None)
     atomic.write_json(os.path.splitext(FLAGS.out)[0] + ".json", result)
+    figure = plots.comparison_plot(result, os.path.splitext(FLAGS.out)[0] + ".png")
     atomic.write_text(FLAGS.out, to_markdown(result))
-    print(f"comparison of {len(result['runs'])} runs over {len(result['levels'])} levels written to {FLAGS.out}")
+    print(f"comparison of {len(result['runs'])} runs over {len(result['levels'])} levels written to {FLAGS.out} "
+          f"(figure: {figure})")
     return 0
 
 

@@ -8,6 +8,8 @@
   margin); log-scaled "weights remaining (%)" axis, level numbers on top. The y-range follows the means: a
   band wider than it (n = 2: a t-interval on one degree of freedom) is cut at the frame.
 - pruned % per tensor: a heatmap of tensors x levels (ticket branch, mean over replicates).
+- runs compared (lth_tf.report.compare): each run's validation accuracy by weights remaining, and its paired
+  difference to the first run, with their 95% bands.
 """
 from __future__ import annotations
 
@@ -216,3 +218,59 @@ def _save(fig, path: str, plt) -> str:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return path
+
+
+def comparison_plot(result: dict, path: str) -> str:
+    """lth_tf.report.compare's result as a figure: validation accuracy per run (top) and each run minus the
+    first, paired by replicate (bottom), by weights remaining (log scale, sparser to the right)."""
+    import matplotlib.ticker
+
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7.5), height_ratios=(3, 2), sharex=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    levels = [row["level"] for row in result["levels"]]
+    for i, run in enumerate(result["runs"]):
+        cells = [row["runs"][i] for row in result["levels"]]
+        x = [100 * (1 - c["sparsity"]) for c in cells]
+        panels = ((top, "valid_accuracy"),) + (((bottom, "valid_minus_first"),) if i else ())
+        for ax, key in panels:
+            est = [Estimate(**c[key]) for c in cells]
+            colour = colours[i % len(colours)]
+            ax.plot(x, [100 * e.mean for e in est], marker=".", color=colour,
+                    label=f"{run['name']}: mean" if ax is top else None)
+            band = [(xx, e) for xx, e in zip(x, est) if e.has_interval]
+            if band:
+                ax.fill_between([b for b, _ in band], [100 * e.low for _, e in band], [100 * e.high for _, e in band],
+                                color=colour, alpha=0.18, lw=0,
+                                label=f"{run['name']}: {_band_label(est)}" if ax is top else None)
+    bottom.axhline(0.0, color="black", ls="--", lw=1)
+    differences = [Estimate(**row["runs"][i]["valid_minus_first"]) for row in result["levels"]
+                   for i in range(1, len(result["runs"]))]
+    bottom.text(0.01, 0.97, f"bands: {_band_label(differences)}", transform=bottom.transAxes, fontsize=7.5,
+                va="top")
+    xs = [100 * (1 - row["runs"][0]["sparsity"]) for row in result["levels"]]
+    step = 1 if len(xs) <= 11 else 2
+    for ax in (top, bottom):
+        ax.set_xscale("log")
+        ax.set_xticks(xs[::step])
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlim(max(xs) * 1.15, min(xs) / 1.15)
+        ax.grid(True, which="major", alpha=0.3)
+    level_axis = top.twiny()
+    level_axis.set_xscale("log")
+    level_axis.set_xlim(top.get_xlim())
+    level_axis.set_xticks(xs[::step])
+    level_axis.set_xticklabels([str(lvl) for lvl in levels[::step]])
+    level_axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    level_axis.set_xlabel("level")
+    first = result["runs"][0]["name"]
+    top.set_ylabel(f"{result['branch']}: validation accuracy (%)")
+    bottom.set_ylabel(f"run − {first},\npaired by replicate (points)" if len(first) < 30 else
+                      "run − the first run,\npaired by replicate (points)")
+    bottom.set_xlabel("weights remaining (%, log scale)")
+    fig.suptitle(f"{result['branch']} by level, replicates {', '.join(map(str, result['replicates']))}; "
+                 f"differences to {first}", fontsize=10)
+    fig.legend(*top.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=7.5, frameon=False)
+    fig.tight_layout(rect=(0, 0.03 * (1 + len(result["runs"])), 1, 1))
+    return _save(fig, path, plt)
