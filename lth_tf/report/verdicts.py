@@ -113,7 +113,8 @@ def within_pairs(cell, claim: Claim) -> list[Pair]:
     """A claim inside one run: the ticket against the dense network or against a control, level by level."""
     an, key = cell.an, "valid_accuracy"
     if claim.key == "ticket_vs_dense":
-        return [Pair(lvl, s.sparsity, s.values(key), an.dense.values(key), an.valid_examples)
+        dense = an.dense.values(key) if an.dense else {}
+        return [Pair(lvl, s.sparsity, s.values(key), dense, an.valid_examples)
                 for lvl, s in sorted(an.ticket.items()) if lvl]
     control = an.levels.get(claim.control, {})
     return [Pair(lvl, an.ticket[lvl].sparsity, an.ticket[lvl].values(key), control[lvl].values(key),
