@@ -55,6 +55,11 @@ def test_killed_at_random_moments_many_times_ends_identical(reference, tmp_path)
         resumed_mid_level += output.count("resuming after epoch")
         if proc.returncode == 0:
             break
+    else:  # a loaded machine makes little progress between kills: the last run goes to the end, undisturbed
+        proc = subprocess.run(command(out, reference / "cache"), cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=900)
+        output = proc.stdout
+        resumed_mid_level += output.count("resuming after epoch")
     assert proc.returncode == 0, output[-2000:]
     assert kills >= 3 and resumed_mid_level >= 1, (kills, resumed_mid_level)
     assert results(out) == results(reference / "out")
