@@ -135,16 +135,21 @@ def _difference_panel(ax, an: Analysis, key: str, study: tuple | None) -> None:
 
 
 def _level_axes(ax, an: Analysis, study: tuple | None, top_labels: bool = True) -> None:
-    import matplotlib.ticker
-
-    ax.set_xscale("log")
     ticks, shown = _level_ticks(an)
-    ax.set_xticks(ticks)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     xs = [100 * s.remaining for b in an.levels.values() for s in b.values()]
     if study:
         xs.append(100.0 - study[2])
+    _remaining_axis(ax, ticks, shown, xs, top_labels)
+
+
+def _remaining_axis(ax, ticks: list[float], shown: list[int], xs: list[float], top_labels: bool) -> None:
+    """Weights remaining (%) on a log scale, sparser to the right, with the levels `shown` at `ticks` on top."""
+    import matplotlib.ticker
+
+    ax.set_xscale("log")
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlim(max(xs) * 1.15, min(xs) / 1.15)  # inverted: sparser to the right
     top = ax.twiny()
     top.set_xscale("log")
@@ -223,8 +228,6 @@ def _save(fig, path: str, plt) -> str:
 def comparison_plot(result: dict, path: str) -> str:
     """lth_tf.report.compare's result as a figure: validation accuracy per run (top) and each run minus the
     first, paired by replicate (bottom), by weights remaining (log scale, sparser to the right)."""
-    import matplotlib.ticker
-
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7.5), height_ratios=(3, 2), sharex=True)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -250,25 +253,13 @@ def comparison_plot(result: dict, path: str) -> str:
                 va="top")
     xs = [100 * (1 - row["runs"][0]["sparsity"]) for row in result["levels"]]
     step = 1 if len(xs) <= 11 else 2
-    for ax in (top, bottom):
-        ax.set_xscale("log")
-        ax.set_xticks(xs[::step])
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlim(max(xs) * 1.15, min(xs) / 1.15)
-        ax.grid(True, which="major", alpha=0.3)
-    level_axis = top.twiny()
-    level_axis.set_xscale("log")
-    level_axis.set_xlim(top.get_xlim())
-    level_axis.set_xticks(xs[::step])
-    level_axis.set_xticklabels([str(lvl) for lvl in levels[::step]])
-    level_axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    level_axis.set_xlabel("level")
+    for ax, top_labels in ((top, True), (bottom, False)):
+        _remaining_axis(ax, xs[::step], levels[::step], xs, top_labels)
+    top.set_xlabel("")
     first = result["runs"][0]["name"]
     top.set_ylabel(f"{result['branch']}: validation accuracy (%)")
     bottom.set_ylabel(f"run − {first},\npaired by replicate (points)" if len(first) < 30 else
                       "run − the first run,\npaired by replicate (points)")
-    bottom.set_xlabel("weights remaining (%, log scale)")
     fig.suptitle(f"{result['branch']} by level, replicates {', '.join(map(str, result['replicates']))}; "
                  f"differences to {first}", fontsize=10)
     fig.legend(*top.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=7.5, frameon=False)

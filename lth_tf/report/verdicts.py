@@ -14,6 +14,7 @@ so its verdict, a statement about every level, holds with 95% confidence.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from lth_tf.report import protocol, stats
 from lth_tf.report.analysis import MATCH_MARGIN
@@ -148,7 +149,7 @@ class Row:
     cell: object
     pairs: list[Pair]
 
-    @property
+    @functools.cached_property
     def judgements(self) -> list[Judgement]:
         """Per level, each at 95%."""
         return judge(self.pairs, self.claim.margin)
@@ -157,7 +158,7 @@ class Row:
     def verdict(self) -> str:
         return verdict(self.judgements)
 
-    @property
+    @functools.cached_property
     def simultaneous(self) -> list[Judgement]:
         return simultaneous(self.pairs, self.claim.margin)
 
