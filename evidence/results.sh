@@ -65,6 +65,8 @@ print("|---|---:|---:|---|")
 for name, run, tasks, model, factor, source in steps:
     done = set(run.finished()) if run else set()
     todo = [t for t in tasks if t not in done]
+    if not todo:  # a finished step did fit
+        continue
     hours = factor * sum(model.seconds(t) for t in todo) / 3600
     print(f"| {name} | {len(todo)} of {len(tasks)} | {hours:.1f} h | {source} |")
 PY
