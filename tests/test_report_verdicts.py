@@ -7,10 +7,18 @@ import pytest
 from lth_tf.config import DataConfig, RunConfig
 from lth_tf.report.analysis import analyse
 from lth_tf.report.stats import Estimate
-from lth_tf.report.verdicts import AGAINST, CLAIMS, FOR, NONE, Judgement, Pair, across, answer, judge, rows, \
-    section, simultaneous, verdict, within
+from lth_tf.report.verdicts import AGAINST, CLAIMS, FOR, NONE, Judgement, Pair, across_pairs, answer, judge, \
+    rows, section, simultaneous, verdict, within_pairs
 
 CLAIM = {c.key: c for c in CLAIMS}
+
+
+def within(cell, claim):
+    return judge(within_pairs(cell, claim), claim.margin)
+
+
+def across(cell, base):
+    return judge(across_pairs(cell, base), 0.0)
 
 
 def rec(replicate, branch, level, valid, sparsity=None):

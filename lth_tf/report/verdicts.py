@@ -135,14 +135,6 @@ def across_pairs(cell, base) -> list[Pair]:
     return pairs
 
 
-def within(cell, claim: Claim) -> list[Judgement]:
-    return judge(within_pairs(cell, claim), claim.margin)
-
-
-def across(cell, base) -> list[Judgement]:
-    return judge(across_pairs(cell, base), 0.0)
-
-
 @dataclasses.dataclass
 class Row:
     claim: Claim
