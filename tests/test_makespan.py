@@ -65,9 +65,21 @@ def test_trajectory_first_beats_control_first(monkeypatch):
     # t=3 ticket 2 + reinit 2; t=4 random_mask 2: 5 s.
     tasks = [plan(2, ["ticket", "reinit", "random_mask"], 1)]
     assert makespan.simulate(tasks, lambda j, t: 1.0, 2, [2]).makespan == 4
-    monkeypatch.setattr(makespan, "chain_length",
-                        lambda job, task: 1 if BRANCHES[task.branch].is_trajectory else 100)
+    monkeypatch.setattr(makespan, "priority",
+                        lambda job, task: (1 if BRANCHES[task.branch].is_trajectory else 0, task.level))
     assert makespan.simulate(tasks, lambda j, t: 1.0, 2, [2]).makespan == 5
+
+
+def test_equal_chains_go_lowest_level_first():
+    # one worker, 2 replicates of 2 levels. Once both tickets of level 1 are done every ready task has a chain of
+    # 1: both level-1 controls go before any level-2 task, so a run stopped there has level 1 complete in both
+    # replicates (plan order alone would finish replicate 0 first).
+    tasks = [plan(2, ["ticket", "reinit"], 2)]
+    s = makespan.simulate(tasks, lambda j, t: 1.0, 1, [2])
+    started = [t.key for _, t in sorted(s.start, key=lambda i: s.start[i])]
+    assert started == ["r0/level_00/ticket", "r1/level_00/ticket", "r0/level_01/ticket", "r1/level_01/ticket",
+                       "r0/level_01/reinit", "r1/level_01/reinit",
+                       "r0/level_02/ticket", "r0/level_02/reinit", "r1/level_02/ticket", "r1/level_02/reinit"]
 
 
 def test_projection_of_a_grid():

@@ -1,12 +1,12 @@
 """A makespan model of a sweep (issue "Scale out on Ray"): how long would these runs take on N workers?
 
 The scheduler (lth_tf.lottery.scheduler) submits a task once its dependencies are done, longest remaining
-chain first, at most `capacity` tasks in flight. `simulate` replays exactly that policy in simulated time
-with measured per-task seconds, so a sweep's wall time on N workers is predicted without a cluster, and a
-measured run checks the model. Two bounds frame every answer: total work / N, and the critical path (the
-longest chain of dependent tasks: a trajectory's levels 0..L, run one after another). Past N ~ work /
-critical path more workers cannot help; a row is marked "critical-path bound" when the makespan is within
-5% of the critical path.
+chain first (then lowest level), at most `capacity` tasks in flight. `simulate` replays exactly that policy in
+simulated time with measured per-task seconds, so a sweep's wall time on N workers is predicted without a
+cluster, and a measured run checks the model. Two bounds frame every answer: total work / N, and the critical
+path (the longest chain of dependent tasks: a trajectory's levels 0..L, run one after another). Past N ~ work /
+critical path more workers cannot help; a row is marked "critical-path bound" when the makespan is within 5% of
+the critical path.
 
     python -m lth_tf.lottery.makespan --run_dir=runs/cnn_imdb_<hash>[,...] --workers=1,2,4,16,64,256 \\
         [--runs=12 --levels=20 --replicates=3 --branches=ticket,reinit,random_mask] [--overhead_s=0] \\
@@ -28,7 +28,7 @@ from absl import flags
 from lth_tf import cli
 from lth_tf.config import ExperimentConfig, RunConfig
 from lth_tf.errors import UserError
-from lth_tf.lottery.scheduler import chain_length
+from lth_tf.lottery.scheduler import priority
 from lth_tf.lottery.tasks import dependencies, plan
 from lth_tf.rundir import RunDir, Task
 
@@ -78,15 +78,15 @@ def critical_path(tasks_by_run, duration: Callable[[int, Task], float], overhead
 def simulate(tasks_by_run: list[list[Task]], duration: Callable[[int, Task], float], workers: int,
              levels_by_run: list[int], overhead_s: float = 0.0) -> Schedule:
     """List scheduling in simulated time with the scheduler's own rules: a task is ready when its
-    `dependencies` are done; ready tasks go by `chain_length` (longest first; the scheduler's function, so a
-    change there changes this model), then plan order; at most `workers` run at once. Completions are
-    handled one at a time, ties in submission order, as the Ray backend's wait(num_returns=1) does."""
+    `dependencies` are done; ready tasks go by `priority` (the scheduler's function, so a change there changes
+    this model), then plan order; at most `workers` run at once. Completions are handled one at a time, ties
+    in submission order, as the Ray backend's wait(num_returns=1) does."""
     if workers < 1:
         raise ValueError(f"workers={workers}: need at least 1")
     items, needs = _graph(tasks_by_run)
     jobs = [SimpleNamespace(cfg=SimpleNamespace(prune=SimpleNamespace(levels=L))) for L in levels_by_run]
     order = {item: k for k, item in enumerate(items)}
-    key = {i: (-chain_length(jobs[i[0]], i[1]), order[i]) for i in items}
+    key = {i: (*priority(jobs[i[0]], i[1]), order[i]) for i in items}
     waiting_on = {i: len(needs[i]) for i in items}
     unlocks: dict = {i: [] for i in items}
     for i in items:

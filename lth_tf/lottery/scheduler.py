@@ -64,6 +64,13 @@ def chain_length(job: Job, task: Task) -> int:
     return 1
 
 
+def priority(job: Job, task: Task) -> tuple[int, int]:
+    """The order ready tasks start in (plan order breaks what ties remain): the longest chain first, since the
+    critical path bounds the makespan; then the lowest level, so that a run stopped part-way has every replicate
+    of its lowest levels (what a level's interval needs) rather than every level of its first replicates."""
+    return -chain_length(job, task), task.level
+
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
@@ -112,7 +119,7 @@ class Scheduler:
         waiting = False
         while pending:
             ready = sorted((i for i in pending - in_flight if self._ready(i)),
-                           key=lambda i: (-chain_length(self.jobs[i.job], i.task), order[i]))
+                           key=lambda i: (*priority(self.jobs[i.job], i.task), order[i]))
             for item in ready[:max(0, self.backend.capacity() - len(in_flight))]:
                 self.backend.submit(item, self.jobs[item.job])
                 in_flight.add(item)
