@@ -177,10 +177,11 @@ class TrainResult:
     best_epoch: int
     epochs_trained: int
     steps: int
-    seconds: float
+    seconds: float  # training's wall time, earlier attempts' included
     snapshots: dict[int, Snapshot]
     checks: list[dict] = dataclasses.field(default_factory=list)
     watch_stopped: bool = False
+    resumed_seconds: float = 0.0  # the part of `seconds` that attempts before this one spent (their checkpoint's)
 
     @property
     def best(self) -> dict:
@@ -288,7 +289,8 @@ def train(mm: MaskedModel, train_batches: Callable[[int], Iterable], valid_batch
     if watch is not None:
         watch.start(mm, state.checks)
     step_fn = mm.make_train_step(optimizer, totals, jit_compile=cfg.xla)
-    start = time.perf_counter() - state.seconds
+    resumed_seconds = state.seconds  # spent by earlier attempts (0 unless resumed)
+    start = time.perf_counter() - resumed_seconds
     epoch = state.epoch
     try:
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
@@ -347,4 +349,5 @@ def train(mm: MaskedModel, train_batches: Callable[[int], Iterable], valid_batch
         best_epoch = len(state.history)  # no early stopping, or the watch ended it: the last epoch is the result
     return TrainResult(history=state.history, best_epoch=best_epoch, epochs_trained=len(state.history),
                        steps=state.step, seconds=time.perf_counter() - start, snapshots=snapshots,
-                       checks=state.checks, watch_stopped=state.watch_stopped)
+                       checks=state.checks, watch_stopped=state.watch_stopped,
+                       resumed_seconds=resumed_seconds)

@@ -202,3 +202,25 @@ def test_xla_is_for_the_cnn_only():
     for other in (TrainConfig(precision="bfloat16"), TrainConfig(eval_batch_size=256)):
         assert RunConfig(train=other).identity() != RunConfig().identity()
     assert TrainConfig().resolved_eval_batch_size() == 64 and TrainConfig(eval_batch_size=256).resolved_eval_batch_size() == 256
+
+
+def test_a_resumed_level_counts_the_seconds_of_its_earlier_attempts(tmp_path):
+    from lth_tf.rundir import TaskCheckpoints
+
+    mm, _ = _pruned_model("cnn")
+    batches = synthetic_batches()
+    cfg = TrainConfig(epochs=3, patience=0, learning_rate=0.01)
+
+    def dies_in_epoch_3(epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return batches(epoch)
+
+    checkpoints = TaskCheckpoints(str(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        train(mm, dies_in_epoch_3, batches, cfg, seed=0, progress=False, checkpoints=checkpoints)
+    spent = checkpoints.load().progress.seconds
+    resumed = train(mm, batches, batches, cfg, seed=0, progress=False, checkpoints=checkpoints)
+    # the attempt that died trained epochs 1-2: the level's seconds (what a task's metrics report) include them
+    assert resumed.resumed_seconds == spent >= sum(h["seconds"] for h in resumed.history[:2]) > 0
+    assert resumed.seconds >= spent + resumed.history[2]["seconds"]

@@ -137,7 +137,9 @@ class Experiment:
             self.run_dir.write_rewind(r, mm.snapshot() if self.rewind.end else result.snapshots[rewind_at])
         self.run_dir.write_weights(task, mm.snapshot())
         test = mm.evaluate(self.batches(self.data.test))
-        metrics = task_metrics(task, self.seed(r), task_masks, result, test, time.perf_counter() - started)
+        # a resumed task's seconds include what its earlier attempts spent up to the checkpoint it resumed from
+        seconds = time.perf_counter() - started + result.resumed_seconds
+        metrics = task_metrics(task, self.seed(r), task_masks, result, test, seconds)
         if watch is not None:
             metrics[early_bird.NAME] = watch.summary(result.checks, result.watch_stopped)
         self.run_dir.write_metrics(task, metrics)

@@ -26,12 +26,14 @@ from lth_tf.training import train
 
 
 def run(exp, task: Task) -> dict:
-    """Run one task of the analysis in experiment `exp`; returns its metrics (written last)."""
+    """Run one task of the analysis in experiment `exp`; returns its metrics (written last). Each kind returns
+    its metrics and the seconds earlier attempts spent (a resumed task's wall time includes them)."""
     s = spawn_tasks.parse(task)
     started = time.perf_counter()
-    metrics = {"rewind": rewind_point, "copy": train_copy, "path": evaluate_path}[s.kind](exp, task, s)
+    kind = {"rewind": rewind_point, "copy": train_copy, "path": evaluate_path}[s.kind]
+    metrics, resumed_seconds = kind(exp, task, s)
     metrics.update(kind=s.kind, replicate=s.replicate, level=s.level, iteration=s.iteration,
-                   seconds=time.perf_counter() - started)
+                   seconds=time.perf_counter() - started + resumed_seconds)
     exp.run_dir.write_metrics(task, metrics)
     return metrics
 
@@ -46,12 +48,12 @@ def _train(exp, task: Task, mm, seed: int, train_cfg, snapshot_steps=()):
     return result, checkpoints
 
 
-def rewind_point(exp, task: Task, s: spawn_tasks.Spawned) -> dict:
+def rewind_point(exp, task: Task, s: spawn_tasks.Spawned) -> tuple[dict, float]:
     r, n = s.replicate, s.iteration
     mm = exp.model(r)  # the same calls, in the same order, as the dense level's Experiment.run
     mm.set_masks(masks_lib.dense_masks(mm.shapes))
     mm.restore(exp.start_weights(dense(r)))
-    steps, checkpoints = 0, None
+    steps, checkpoints, resumed_seconds = 0, None, 0.0
     if n > 0:
         t = exp.cfg.resolved().train
         epochs = min(t.epochs, math.ceil(n / exp.steps_per_epoch))  # what reaching step n takes, no more
@@ -60,21 +62,21 @@ def rewind_point(exp, task: Task, s: spawn_tasks.Spawned) -> dict:
         if n not in result.snapshots:
             raise UserError(f"--rewind_steps: step {n} is beyond level 0's {result.steps} training steps (it "
                             f"stopped early): choose an earlier step")
-        steps = n
+        steps, resumed_seconds = n, result.resumed_seconds
         mm.restore(result.snapshots[n])
     exp.run_dir.write_weights(task, mm.snapshot())
     valid = mm.evaluate(exp.batches(exp.data.valid))
     if checkpoints is not None:
         checkpoints.clear()
     return {"steps": steps, "valid_loss": valid["loss"], "valid_accuracy": valid["accuracy"],
-            "summary": f"rewind point at step {n}: valid acc {valid['accuracy']:.4f}"}
+            "summary": f"rewind point at step {n}: valid acc {valid['accuracy']:.4f}"}, resumed_seconds
 
 
 def _ticket_masks(exp, s: spawn_tasks.Spawned):
     return exp.read(Task(s.replicate, s.level, spawn_tasks.TICKET), exp.run_dir.read_masks)
 
 
-def train_copy(exp, task: Task, s: spawn_tasks.Spawned) -> dict:
+def train_copy(exp, task: Task, s: spawn_tasks.Spawned) -> tuple[dict, float]:
     r = s.replicate
     mm = exp.model(r)
     masks = _ticket_masks(exp, s)
@@ -91,10 +93,10 @@ def train_copy(exp, task: Task, s: spawn_tasks.Spawned) -> dict:
             "epochs_trained": result.epochs_trained, "best_epoch": result.best_epoch, "steps": result.steps,
             "history": result.history,
             "summary": f"copy {s.copy} from step {s.iteration}: valid acc {best['valid_accuracy']:.4f} | "
-                       f"{result.epochs_trained} epochs"}
+                       f"{result.epochs_trained} epochs"}, result.resumed_seconds
 
 
-def evaluate_path(exp, task: Task, s: spawn_tasks.Spawned) -> dict:
+def evaluate_path(exp, task: Task, s: spawn_tasks.Spawned) -> tuple[dict, float]:
     r = s.replicate
     mm = exp.model(r)
     mm.set_masks(_ticket_masks(exp, s))
@@ -111,4 +113,4 @@ def evaluate_path(exp, task: Task, s: spawn_tasks.Spawned) -> dict:
             "loss_barrier": interpolation.barrier(losses), "valid_examples": len(exp.data.valid),
             "path": {"alpha": alphas, "valid_loss": losses, "valid_accuracy": accuracies, "valid_error": errors},
             "summary": f"path {s.copies[0]}-{s.copies[1]} from step {s.iteration}: instability "
-                       f"{100 * instability:.2f} points"}
+                       f"{100 * instability:.2f} points"}, 0.0
