@@ -55,6 +55,19 @@ def test_study_report_shows_our_cells_beside_the_study_and_marks_the_rest_not_ru
     assert any(r.startswith("| reset to θ0 beats") and "| IMDb + CNN |" in r for r in verdict_rows)
 
 
+def test_a_level_chosen_among_fewer_levels_than_were_run_says_so(tmp_path):
+    # replicate 0 to level 4, replicates 1-2 to level 2 (the campaign's shape): the ticket is chosen among
+    # levels 1-2, where all three replicates are, and the study's table says so
+    valid = [VALID[0], VALID[1][:3], VALID[2][:3]]
+    run = make_run(tmp_path / "cnn_imdb_deep", config(levels=4, replicates=3), grid(valid))
+    (cell,) = study.collect([run.path])
+    assert cell.an.candidates == [1, 2] and cell.an.chosen == 2 and cell.an.top_level == 4
+    assert "level chosen among levels 1-2, those 3 replicates finished (levels to 4: fewer)" in cell.differences
+    full = make_run(tmp_path / "cnn_imdb_full", config(levels=4, replicates=3), grid(VALID))
+    (cell,) = study.collect([full.path])
+    assert not any("chosen among" in d for d in cell.differences)
+
+
 def test_study_report_pools_runs_that_differ_only_in_seed(tmp_path):
     a = make_run(tmp_path / "a", config(levels=1, replicates=1, seed=0), grid([[0.86, 0.87]], seed0=0))
     b = make_run(tmp_path / "b", config(levels=1, replicates=2, seed=1), grid([[0.85, 0.86], [0.84, 0.86]], seed0=1))

@@ -110,6 +110,11 @@ class Analysis:
     def top_level(self) -> int:
         return max(self.ticket) if self.ticket else 0
 
+    @property
+    def candidates(self) -> list[int]:
+        """The ticket levels that CHOICE_RULE and the sparsest match choose among."""
+        return sorted(_candidates({lvl: s.replicates for lvl, s in self.ticket.items()}))
+
     def to_dict(self) -> dict:
         """The statistics for results.json."""
         def level(s: LevelStats) -> dict:
@@ -156,7 +161,6 @@ def analyse(recs: list[dict], valid_examples: int | None = None, test_examples: 
                 "valid": stats.paired_difference(t.values("valid_accuracy"), s.values("valid_accuracy"),
                                                  valid_examples),
                 "test": stats.paired_difference(t.values("test_accuracy"), s.values("test_accuracy"), test_examples)}
-    candidates = _candidates({lvl: s.replicates for lvl, s in levels["ticket"].items()})
-    matching = [lvl for lvl in candidates if levels["ticket"][lvl].matches]
-    return Analysis(branches, levels, choose_level(recs), max(matching) if matching else None, controls,
-                    valid_examples, test_examples)
+    an = Analysis(branches, levels, choose_level(recs), None, controls, valid_examples, test_examples)
+    an.sparsest_match = max((lvl for lvl in an.candidates if levels["ticket"][lvl].matches), default=None)
+    return an

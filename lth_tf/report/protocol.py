@@ -58,8 +58,11 @@ def _same(a, b) -> bool:
     return abs(a - b) <= 1e-12 * max(1.0, abs(b)) if isinstance(b, float) else a == b
 
 
-def differences(cfg: RunConfig, counts: dict | None, levels_done: int, n: int) -> list[str]:
-    """How a run departs from the study's protocol for its configuration, in short phrases."""
+def differences(cfg: RunConfig, counts: dict | None, levels_done: int, n: int,
+                chosen_among: tuple[list[int], int] = ((), 0)) -> list[str]:
+    """How a run departs from the study's protocol for its configuration, in short phrases. `chosen_among`:
+    the levels its ticket was chosen among and how many replicates finished them (the levels finished by the
+    most replicates: fewer than `levels_done` when the replicates were run to different depths)."""
     key = (cfg.data.dataset, cfg.model.model)
     if key not in STUDY_SETTINGS:
         return [f"{cfg.data.dataset} is not one of the study's datasets"]
@@ -86,6 +89,10 @@ def differences(cfg: RunConfig, counts: dict | None, levels_done: int, n: int) -
         out.append(f"{levels_done} levels run (study {STUDY_LEVELS})")
     if n < cfg.experiment.replicates:
         out.append(f"{n} of {cfg.experiment.replicates} replicates finished")
+    levels, k = chosen_among
+    if levels and max(levels) < levels_done:
+        out.append(f"level chosen among levels {min(levels)}-{max(levels)}, those {k} replicates finished "
+                   f"(levels to {levels_done}: fewer)")
     if n == 1:
         out.append("one seed, like the study (no seed-to-seed interval)")
     if mode(cfg) == "late_rewind":
