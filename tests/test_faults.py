@@ -1,5 +1,6 @@
 """The fault suite: kills at random moments, concurrent processes, damaged or missing files, Ctrl-C, a full
 disk. Each must end with the results of an undisturbed run, or with one line saying what to do."""
+import json
 import os
 import random
 import shutil
@@ -79,6 +80,33 @@ def _wait_for_a_checkpoint(out, proc, delay, timeout=120):
                 return
         time.sleep(0.1)
     raise subprocess.TimeoutExpired("checkpoint", timeout)
+
+
+def test_a_task_resumed_inside_its_level_counts_the_seconds_of_its_earlier_attempts(reference, tmp_path):
+    # a killed attempt's seconds are in the checkpoint it left: add an hour to them, resume, and the task's
+    # metrics count that hour (a task's seconds feed the wall-time tables and the makespan projections)
+    from lth_tf.rundir import TaskCheckpoints
+
+    out, left = tmp_path / "out", []
+    for _ in range(10):  # a level can finish (and clear its checkpoint) between the sighting and the kill
+        proc = subprocess.Popen(command(out, reference / "cache"), cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        _wait_for_a_checkpoint(out, proc, 0.0)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        left = [d for d, _, _ in os.walk(out) if os.path.basename(d) == "checkpoint"]
+        if left:
+            break
+    assert left, "no kill landed inside a level"
+    checkpoints = TaskCheckpoints(left[0])
+    saved = checkpoints.load()
+    earlier = saved.progress.seconds + 3600.0
+    saved.progress.seconds = earlier
+    checkpoints.save(saved)
+    run_cli(out, reference / "cache")
+    with open(os.path.join(os.path.dirname(left[0]), "metrics.json")) as f:
+        metrics = json.load(f)
+    assert earlier < metrics["seconds"] < earlier + 600
 
 
 def test_two_processes_on_one_run_share_the_work_and_match(reference, tmp_path):

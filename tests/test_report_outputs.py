@@ -62,7 +62,15 @@ def test_a_level_chosen_among_fewer_levels_than_were_run_says_so(tmp_path):
     run = make_run(tmp_path / "cnn_imdb_deep", config(levels=4, replicates=3), grid(valid))
     (cell,) = study.collect([run.path])
     assert cell.an.candidates == [1, 2] and cell.an.chosen == 2 and cell.an.top_level == 4
-    assert "level chosen among levels 1-2, those 3 replicates finished (levels to 4: fewer)" in cell.differences
+    assert "level chosen among levels 1-2, those 3 replicates finished (the rest of levels 1-4: fewer)" in \
+        cell.differences
+    # a level one replicate has not finished (being recomputed) leaves a gap
+    gap = make_run(tmp_path / "cnn_imdb_gap", config(levels=4, replicates=3),
+                   [m for m in grid(VALID) if (m["replicate"], m["level"]) != (1, 3)])
+    (cell,) = study.collect([gap.path])
+    assert cell.an.candidates == [1, 2, 4]
+    assert "level chosen among levels 1-2, 4, those 3 replicates finished (the rest of levels 1-4: fewer)" in \
+        cell.differences
     full = make_run(tmp_path / "cnn_imdb_full", config(levels=4, replicates=3), grid(VALID))
     (cell,) = study.collect([full.path])
     assert not any("chosen among" in d for d in cell.differences)

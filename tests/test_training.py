@@ -204,7 +204,7 @@ def test_xla_is_for_the_cnn_only():
     assert TrainConfig().resolved_eval_batch_size() == 64 and TrainConfig(eval_batch_size=256).resolved_eval_batch_size() == 256
 
 
-def test_a_resumed_level_counts_the_seconds_of_its_earlier_attempts(tmp_path):
+def test_a_resumed_level_reports_what_its_earlier_attempts_spent(tmp_path):
     from lth_tf.rundir import TaskCheckpoints
 
     mm, _ = _pruned_model("cnn")

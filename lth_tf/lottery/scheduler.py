@@ -3,7 +3,8 @@ cluster (`lth_tf.lottery.ray_backend.RayBackend`).
 
 A task is submitted once its inputs exist (lth_tf.lottery.tasks.dependencies), longest remaining chain
 first: a trajectory's task at level L unlocks L+1 .. the last level, so the trajectories (the critical
-path) go before the controls and a cluster stays busy. A task whose outputs exist is never submitted.
+path) go before the controls and a cluster stays busy; among equal chains (the controls, and a trajectory's
+last level) the lowest level goes first (`priority`). A task whose outputs exist is never submitted.
 Whoever runs a task claims it first (lth_tf.rundir.RunDir.claim), so several drivers, executors or
 workers may share a run; a task held by another process is waited for, not run twice.
 """
@@ -16,6 +17,7 @@ from typing import Callable, Protocol
 from lth_tf.atomic import DamagedFile
 from lth_tf.config import RunConfig
 from lth_tf.errors import UserError
+from lth_tf.lottery import spawn_tasks
 from lth_tf.lottery.branches import BRANCHES
 from lth_tf.lottery.tasks import dependencies
 from lth_tf.rundir import RunDir, Task
@@ -67,8 +69,9 @@ def chain_length(job: Job, task: Task) -> int:
 def priority(job: Job, task: Task) -> tuple[int, int]:
     """The order ready tasks start in (plan order breaks what ties remain): the longest chain first, since the
     critical path bounds the makespan; then the lowest level, so that a run stopped part-way has every replicate
-    of its lowest levels (what a level's interval needs) rather than every level of its first replicates."""
-    return -chain_length(job, task), task.level
+    of its lowest levels (what a level's interval needs) rather than every level of its first replicates. An
+    instability analysis's tasks keep plan order (one replicate's analysis finished before the next's)."""
+    return -chain_length(job, task), 0 if spawn_tasks.is_spawned(task) else task.level
 
 
 def _duration(seconds: float) -> str:

@@ -28,6 +28,17 @@ CHOICE_RULE = ("one level per run: among the pruned levels finished by the most 
                "sparser); every replicate is reported at that level")
 
 
+def spans(levels: list[int]) -> list[tuple[int, int]]:
+    """Sorted levels as runs of consecutive ones, (first, last) each: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    out: list[tuple[int, int]] = []
+    for lvl in levels:
+        if out and lvl == out[-1][1] + 1:
+            out[-1] = (out[-1][0], lvl)
+        else:
+            out.append((lvl, lvl))
+    return out
+
+
 def _by_level(recs: list[dict], branch: str) -> dict[int, dict[int, dict]]:
     """level -> replicate -> record of one branch (level 0, the dense level, for every branch)."""
     out: dict[int, dict[int, dict]] = defaultdict(dict)

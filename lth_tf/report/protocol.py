@@ -3,6 +3,7 @@ and how a run of ours differs from that protocol."""
 from __future__ import annotations
 
 from lth_tf.config import RunConfig
+from lth_tf.report.analysis import spans
 
 # The study's README (test accuracy %, its ticket picked on TEST accuracy), by (dataset, model):
 # (dense, ticket, sparsity %) without / with its "late rewinding" (which was prune-and-fine-tune).
@@ -59,7 +60,7 @@ def _same(a, b) -> bool:
 
 
 def differences(cfg: RunConfig, counts: dict | None, levels_done: int, n: int,
-                chosen_among: tuple[list[int], int] = ((), 0)) -> list[str]:
+                chosen_among: tuple[list[int], int] | None = None) -> list[str]:
     """How a run departs from the study's protocol for its configuration, in short phrases. `chosen_among`:
     the levels its ticket was chosen among and how many replicates finished them (the levels finished by the
     most replicates: fewer than `levels_done` when the replicates were run to different depths)."""
@@ -89,10 +90,11 @@ def differences(cfg: RunConfig, counts: dict | None, levels_done: int, n: int,
         out.append(f"{levels_done} levels run (study {STUDY_LEVELS})")
     if n < cfg.experiment.replicates:
         out.append(f"{n} of {cfg.experiment.replicates} replicates finished")
-    levels, k = chosen_among
-    if levels and max(levels) < levels_done:
-        out.append(f"level chosen among levels {min(levels)}-{max(levels)}, those {k} replicates finished "
-                   f"(levels to {levels_done}: fewer)")
+    levels, k = chosen_among or ([], 0)
+    if levels and levels != list(range(1, levels_done + 1)):
+        among = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans(levels))
+        out.append(f"level chosen among levels {among}, those {k} replicates finished (the rest of levels "
+                   f"1-{levels_done}: fewer)")
     if n == 1:
         out.append("one seed, like the study (no seed-to-seed interval)")
     if mode(cfg) == "late_rewind":

@@ -17,7 +17,7 @@ import dataclasses
 import functools
 
 from lth_tf.report import protocol, stats
-from lth_tf.report.analysis import MATCH_MARGIN
+from lth_tf.report.analysis import MATCH_MARGIN, spans
 from lth_tf.report.stats import Estimate
 
 FOR, AGAINST, NONE = "for", "against", "no difference shown"
@@ -173,20 +173,13 @@ def _levels(judgements: list[Judgement]) -> str:
     """'1-3 (20.0-48.8%); 7 (79.0%)': consecutive levels as ranges, with their sparsity."""
     if not judgements:
         return "-"
-    groups, current = [], [judgements[0]]
-    for j in judgements[1:]:
-        if j.level == current[-1].level + 1:
-            current.append(j)
-        else:
-            groups.append(current)
-            current = [j]
-    groups.append(current)
+    at = {j.level: j for j in judgements}
 
-    def one(g):
-        if len(g) == 1:
-            return f"{g[0].level} ({100 * g[0].sparsity:.1f}%)"
-        return f"{g[0].level}-{g[-1].level} ({100 * g[0].sparsity:.1f}-{100 * g[-1].sparsity:.1f}%)"
-    return "; ".join(one(g) for g in groups)
+    def one(first, last):
+        if first == last:
+            return f"{first} ({100 * at[first].sparsity:.1f}%)"
+        return f"{first}-{last} ({100 * at[first].sparsity:.1f}-{100 * at[last].sparsity:.1f}%)"
+    return "; ".join(one(*span) for span in spans([j.level for j in judgements]))
 
 
 def _run_label(cell) -> str:
