@@ -100,7 +100,6 @@ class Analysis:
     branches: list[str]  # the ticket first
     levels: dict[str, dict[int, LevelStats]]  # branch -> level -> stats (level 0: dense, in every branch)
     chosen: int | None  # CHOICE_RULE, on the ticket
-    sparsest_match: int | None  # the sparsest ticket level that matches (MATCH_RULE), among CHOICE_RULE's candidates
     controls: dict[str, dict[int, dict[str, Estimate]]]  # control -> level -> {"valid", "test"}: ticket − control
     valid_examples: int | None
     test_examples: int | None
@@ -125,6 +124,11 @@ class Analysis:
     def candidates(self) -> list[int]:
         """The ticket levels that CHOICE_RULE and the sparsest match choose among."""
         return sorted(_candidates({lvl: s.replicates for lvl, s in self.ticket.items()}))
+
+    @property
+    def sparsest_match(self) -> int | None:
+        """The sparsest ticket level that matches (MATCH_RULE), among the candidates."""
+        return max((lvl for lvl in self.candidates if self.ticket[lvl].matches), default=None)
 
     def to_dict(self) -> dict:
         """The statistics for results.json."""
@@ -172,6 +176,4 @@ def analyse(recs: list[dict], valid_examples: int | None = None, test_examples: 
                 "valid": stats.paired_difference(t.values("valid_accuracy"), s.values("valid_accuracy"),
                                                  valid_examples),
                 "test": stats.paired_difference(t.values("test_accuracy"), s.values("test_accuracy"), test_examples)}
-    an = Analysis(branches, levels, choose_level(recs), None, controls, valid_examples, test_examples)
-    an.sparsest_match = max((lvl for lvl in an.candidates if levels["ticket"][lvl].matches), default=None)
-    return an
+    return Analysis(branches, levels, choose_level(recs), controls, valid_examples, test_examples)
