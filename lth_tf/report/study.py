@@ -111,7 +111,8 @@ def pool(runs: list[tuple[rundir.RunDir, RunConfig]]) -> Cell:
     counts = set_counts(run0) or {}
     an = analyse(recs, counts.get("valid"), counts.get("test"))
     n = an.dense.n if an.dense else 0
-    chosen_among = (an.candidates, an.ticket[an.candidates[0]].n if an.candidates else 0)
+    candidates = an.candidates  # a derived property: computed once here
+    chosen_among = (candidates, an.ticket[candidates[0]].n if candidates else 0)
     seeds_of = {i: seed for seed, (i, _) in index.items()}
     return Cell(cfg0.data.dataset, cfg0.model.model, protocol.mode(cfg0), cfg0, [r for r, _ in group], an, names,
                 seeds_of, notes, protocol.differences(cfg0, counts or None, an.top_level, n, chosen_among))
