@@ -36,7 +36,8 @@ step() {
     3b|imdb_cnn_finetune)   $RUN --flagfile=flags/imdb_cnn_finetune.cfg --data_dir=$DATA/imdb --branches=ticket \
                               --threads=2 --levels=10 ;;
     4|ag_news_pooled_cnn)   $RUN --flagfile=flags/ag_news_cnn.cfg $AG_POOLED --replicates=3 ;;
-    4b|ag_news_pooled_lstm) $RUN --flagfile=flags/ag_news_lstm.cfg $AG_POOLED ;;
+    # 4b runs alone (after step 2), so on both cores; the last --threads wins
+    4b|ag_news_pooled_lstm) $RUN --flagfile=flags/ag_news_lstm.cfg $AG_POOLED --threads=2 ;;
     # The instruments' runs (docs/instruments.md): strategies at matched sparsity, and a ticket transfer.
     # (run on 2026-12-04 with LEVELS=3 REPLICATES=2; compared with step 4's local run by lth_tf.report.compare)
     5|ag_news_pooled_lamp)  $RUN --flagfile=flags/ag_news_cnn.cfg $AG_POOLED --branches=ticket --strategy=lamp \
