@@ -25,6 +25,27 @@ print(",".join(r for r in found if set(identity(r)) & set(restart) and same(iden
 PY
 }
 REWINDING=$(rewinding_runs "$RUNS" "$IMDB")
+lstm_run() {  # campaign step 4b's run (AG News pooled BiLSTM) once it has a finished task; none: empty
+  python - "$@" <<'PY'
+import os, sys
+from lth_tf.rundir import RunDir
+runs, cnn = sys.argv[1:]
+same_rows = ("data.dataset", "data.split")  # the AG News CNN run's rows (its vocabulary is the CNN's own)
+want = {k: RunDir.open(cnn).config().identity().get(k) for k in same_rows}
+for name in sorted(os.listdir(runs)):
+    path = os.path.join(runs, name)
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        continue
+    run = RunDir.open(path)
+    cfg = run.config()
+    data = {k: cfg.identity().get(k) for k in same_rows}
+    if cfg.model.model == "lstm" and data == want and not cfg.experiment.late_rewind and not cfg.experiment.finetune \
+            and any(True for _ in run.finished()):
+        print(path)
+        break
+PY
+}
+AG_LSTM=$(lstm_run "$RUNS" "$AG")
 finished() {  # what has finished, per run, branch and replicate: the highest level done and its sparsity
   python - "$@" <<'PY'
 import sys
@@ -48,7 +69,9 @@ from benchmarks.projection import CONFIGS
 from lth_tf.lottery.makespan import duration_models
 from lth_tf.lottery.tasks import plan
 from lth_tf.rundir import RunDir
-imdb, ag, rewinding = RunDir.open(sys.argv[1]), RunDir.open(sys.argv[2]), [RunDir.open(p) for p in sys.argv[3:]]
+imdb, ag = RunDir.open(sys.argv[1]), RunDir.open(sys.argv[2])
+lstm = RunDir.open(sys.argv[3]) if sys.argv[3] else None
+rewinding = [RunDir.open(p) for p in sys.argv[4:]]
 late = [r for r in rewinding if r.config().experiment.late_rewind]
 branches = ["ticket", "reinit", "random_mask"]
 imdb_cnn = duration_models([imdb, *late])["cnn_imdb"]  # the same network and data: one pool of seconds
@@ -58,7 +81,7 @@ steps = [("2: replicates 1-2 to level 10", imdb, plan(10, branches, 3), imdb_cnn
           "each (branch, level)'s measured seconds in this run"),
          *[("3: true late rewinding to level 10, with controls", r, plan(10, branches, 1), imdb_cnn, 1.0,
             "the IMDb runs' measured seconds per (branch, level)") for r in late],
-         ("4b: AG News pooled BiLSTM, 20 levels, 1 replicate", None, plan(20, branches, 1), ag_cnn, lstm_factor,
+         ("4b: AG News pooled BiLSTM, 20 levels, 1 replicate", lstm, plan(20, branches, 1), ag_cnn, lstm_factor,
           f"the AG News pooled CNN run's seconds x {lstm_factor:.0f} (BiLSTM / CNN per epoch, benchmarks.projection)")]
 print("| campaign step | tasks left | projected, one task at a time on this machine | priced from |")
 print("|---|---:|---:|---|")
@@ -73,9 +96,9 @@ PY
 }
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 
-for run in "$IMDB" "$AG"; do python -m lth_tf.report --run_dir="$run" > /dev/null; done
+for run in "$IMDB" "$AG" $AG_LSTM; do python -m lth_tf.report --run_dir="$run" > /dev/null; done
 python -m benchmarks.projection --run_dir="$IMDB" --out="$WORK/projection.json" > "$WORK/projection.txt"
-python -m lth_tf.report.study --run_dirs="$IMDB,$AG${REWINDING:+,$REWINDING}" --projection="$WORK/projection.json" \
+python -m lth_tf.report.study --run_dirs="$IMDB,$AG${AG_LSTM:+,$AG_LSTM}${REWINDING:+,$REWINDING}" --projection="$WORK/projection.json" \
   --out="$WORK/study.md" > /dev/null
 cp "$IMDB/accuracy_vs_sparsity.png" docs/img/imdb_cnn_accuracy_vs_sparsity.png
 cp "$IMDB/sparsity_per_tensor.png" docs/img/imdb_cnn_sparsity_per_tensor.png
@@ -89,7 +112,7 @@ result_of() {  # a run's report from its "## Result" on, one heading level down
   echo
   echo "## What has finished"
   echo
-  finished "$IMDB" "$AG" ${REWINDING//,/ }
+  finished "$IMDB" "$AG" $AG_LSTM ${REWINDING//,/ }
   echo
   echo "## The study's tables beside ours (\`python -m lth_tf.report.study\`)"
   echo
@@ -102,7 +125,7 @@ result_of() {  # a run's report from its "## Result" on, one heading level down
   echo "The campaign's steps not finished (evidence/campaign.sh), priced from the seconds of its finished tasks"
   echo "(which include stretches when other jobs shared the 2 cores, so these are upper estimates):"
   echo
-  left "$IMDB" "$AG" ${REWINDING//,/ }
+  left "$IMDB" "$AG" "$AG_LSTM" ${REWINDING//,/ }
   echo
   echo "The study's full grid (4 configurations x 3 modes, 3 replicates x (level 0 + 20 levels x 3 branches) each), projected"
   echo "from the IMDb run's own seconds per epoch on this machine, per run on one worker and for N workers"
@@ -141,6 +164,15 @@ PY
   result_of "$AG"
   echo
   echo '![accuracy vs sparsity](img/ag_news_pooled_cnn_accuracy_vs_sparsity.png)'
+  if [ -n "$AG_LSTM" ]; then
+    cp "$AG_LSTM/accuracy_vs_sparsity.png" docs/img/ag_news_pooled_lstm_accuracy_vs_sparsity.png
+    echo
+    cat evidence/results/ag_news_lstm.md
+    echo
+    result_of "$AG_LSTM"
+    echo
+    echo '![accuracy vs sparsity](img/ag_news_pooled_lstm_accuracy_vs_sparsity.png)'
+  fi
 } | sed "s#$RUNS/#RUNS/#g" > "$WORK/results.md"
 mv "$WORK/results.md" docs/results.md
-echo "docs/results.md written from $IMDB, $AG${REWINDING:+, $REWINDING}"
+echo "docs/results.md written from $IMDB, $AG${AG_LSTM:+, $AG_LSTM}${REWINDING:+, $REWINDING}"
