@@ -31,14 +31,16 @@ import os, sys
 from lth_tf.rundir import RunDir
 runs, cnn = sys.argv[1:]
 same_rows = ("data.dataset", "data.split")  # the AG News CNN run's rows (its vocabulary is the CNN's own)
-want = {k: RunDir.open(cnn).config().identity().get(k) for k in same_rows}
+cnn_identity = RunDir.open(cnn).config().identity()
+want = {k: cnn_identity.get(k) for k in same_rows}
 for name in sorted(os.listdir(runs)):
     path = os.path.join(runs, name)
     if not os.path.isfile(os.path.join(path, "config.json")):
         continue
     run = RunDir.open(path)
     cfg = run.config()
-    data = {k: cfg.identity().get(k) for k in same_rows}
+    identity = cfg.identity()
+    data = {k: identity.get(k) for k in same_rows}
     if cfg.model.model == "lstm" and data == want and not cfg.experiment.late_rewind and not cfg.experiment.finetune \
             and any(True for _ in run.finished()):
         print(path)
